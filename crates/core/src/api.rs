@@ -1,0 +1,254 @@
+//! The sandbox HTTP API, client side: discover the SSH port, register a key, open a tunnel.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use sandbox_wire::api::{AuthorizedKeyRequest, SshPortResponse, AUTHORIZED_KEYS_PATH, SSH_PORT_PATH};
+use sandbox_wire::tunnel::websocket_config;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::auth::{AuthError, Credentials};
+use crate::net::{self, NetError, TlsSettings, Transport};
+use crate::server::ServerUrl;
+
+/// Where a sandbox is and how to authenticate to it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Base URL of the sandbox server (routing service).
+    pub server: ServerUrl,
+    /// What to attach to every request.
+    pub credentials: Credentials,
+    /// Which certificates to trust.
+    pub tls: TlsSettings,
+    /// A sign-in that supplies (and renews) the bearer token; overrides `credentials.bearer`.
+    pub bearer: Option<Arc<dyn BearerSource>>,
+}
+
+/// Supplies a currently valid bearer token for every request (an OpenID sign-in).
+pub trait BearerSource: Send + Sync + std::fmt::Debug {
+    /// A token valid right now, renewed if needed. Errors are one line saying what to do.
+    fn bearer(&self) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
+    /// What the user should do when the server still says 401.
+    fn reauth_hint(&self) -> String;
+}
+
+/// Which API feature a request needed: named in 404 messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    /// `/api/ssh-port`, `/api/ssh-authorized-keys`.
+    Ssh,
+    /// `/api/port-forward`.
+    PortForward,
+}
+
+impl Feature {
+    fn describe(self) -> &'static str {
+        match self {
+            Feature::Ssh => "SSH access",
+            Feature::PortForward => "port forwarding",
+        }
+    }
+}
+
+/// A failed API call, phrased for the user: cause and fix in one line, no secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The server could not be reached.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// Credentials could not be prepared.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// 401.
+    #[error("{server} rejected the credentials (401 Unauthorized): the token is missing, expired or wrong; {hint}")]
+    Unauthorized { server: String, hint: String },
+    /// The sign-in could not supply a token.
+    #[error("{0}")]
+    SignIn(String),
+    /// 403.
+    #[error("{server} refused access (403 Forbidden): your identity may not use this sandbox; check you are signed in as the sandbox's owner")]
+    Forbidden { server: String },
+    /// 404.
+    #[error("{url} returned 404: {} is not enabled on this sandbox, or the server URL is wrong", .feature.describe())]
+    NotFound { url: String, feature: Feature },
+    /// 400 on key registration.
+    #[error("the sandbox rejected the public key (400): {detail}")]
+    KeyRejected { detail: String },
+    /// The server answered a WebSocket request without upgrading.
+    #[error("{url} answered {status} instead of upgrading to a WebSocket: a proxy in front of the sandbox is not forwarding WebSockets")]
+    NoUpgrade { url: String, status: u16 },
+    /// Any other unexpected status.
+    #[error("{url} answered {status}: {detail}")]
+    Status { url: String, status: u16, detail: String },
+    /// 2xx with a body that is not what the contract says.
+    #[error("{url} did not answer like a sandbox server ({detail}); check the server URL")]
+    BadBody { url: String, detail: String },
+    /// The WebSocket handshake failed below HTTP.
+    #[error("WebSocket handshake with {url} failed: {detail}")]
+    Handshake { url: String, detail: String },
+}
+
+/// How long one API request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Client of one sandbox's HTTP API.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    endpoint: Endpoint,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    /// A client for `endpoint`. Builds the TLS config once; cheap to clone.
+    pub fn new(endpoint: Endpoint) -> Result<Self, ApiError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(net::CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("sandbox-forward/", env!("CARGO_PKG_VERSION")));
+        if endpoint.server.is_tls() {
+            builder = builder.tls_backend_preconfigured(endpoint.tls.client_config(&[b"h2", b"http/1.1"])?);
+        }
+        let http = builder.build().map_err(|e| NetError::TlsSetup(e.to_string()))?;
+        Ok(ApiClient { endpoint, http })
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// `GET /api/ssh-port`: the embedded SSH server's port (and, from our agent, its host key).
+    pub async fn ssh_port(&self) -> Result<SshPortResponse, ApiError> {
+        let url = self.endpoint.server.endpoint(SSH_PORT_PATH);
+        let resp = self.send(self.http.get(url.clone())).await?;
+        let resp = self.check(resp, Feature::Ssh).await?;
+        let body = resp.bytes().await.map_err(|e| self.net(&e))?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadBody {
+            url: url.to_string(),
+            detail: format!("expected JSON {{\"port\": N}}: {e}"),
+        })
+    }
+
+    /// `POST /api/ssh-authorized-keys`: registers an OpenSSH public key for our identity.
+    pub async fn register_key(&self, public_key: &str) -> Result<(), ApiError> {
+        let url = self.endpoint.server.endpoint(AUTHORIZED_KEYS_PATH);
+        let body = AuthorizedKeyRequest { public_key: public_key.to_owned() };
+        let resp = self.send(self.http.post(url).json(&body)).await?;
+        if resp.status() == StatusCode::BAD_REQUEST {
+            let detail = resp.text().await.unwrap_or_default();
+            return Err(ApiError::KeyRejected { detail: one_line(&detail) });
+        }
+        self.check(resp, Feature::Ssh).await?;
+        Ok(())
+    }
+
+    /// Checks, without dialing anything in the pod, that port forwarding is enabled and our
+    /// credentials pass: a plain GET of the tunnel URL must reach the server's "not a WebSocket
+    /// request" answer (400/426) rather than 401/403/404.
+    pub async fn preflight_port_forward(&self, port: u16) -> Result<(), ApiError> {
+        let mut url = self.endpoint.server.port_forward(port);
+        let scheme = if self.endpoint.server.is_tls() { "https" } else { "http" };
+        url.set_scheme(scheme).expect("http and https are valid special schemes");
+        let resp = self.send(self.http.get(url.clone())).await?;
+        match resp.status() {
+            StatusCode::BAD_REQUEST | StatusCode::UPGRADE_REQUIRED => Ok(()),
+            s if s.is_success() => Ok(()),
+            _ => self.check(resp, Feature::PortForward).await.map(drop),
+        }
+    }
+
+    /// Opens `/api/port-forward?port=N` as a WebSocket carrying raw TCP to `127.0.0.1:N` in the pod.
+    pub async fn open_tunnel(&self, port: u16) -> Result<WebSocketStream<Transport>, ApiError> {
+        let url = self.endpoint.server.port_forward(port);
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| ApiError::Handshake { url: url.to_string(), detail: e.to_string() })?;
+        request.headers_mut().extend(self.auth_headers().await?);
+        let transport = net::connect(&self.endpoint.server, &self.endpoint.tls).await?;
+        let handshake =
+            tokio_tungstenite::client_async_with_config(request, transport, Some(websocket_config()));
+        match tokio::time::timeout(net::CONNECT_TIMEOUT, handshake).await {
+            Err(_) => Err(NetError::Timeout { addr: url.to_string(), after: net::CONNECT_TIMEOUT }.into()),
+            Ok(Ok((ws, _))) => Ok(ws),
+            Ok(Err(WsError::Http(resp))) => {
+                let status = resp.status();
+                let body = resp.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                Err(self.status_error(status, &body, &url, Feature::PortForward, true))
+            }
+            Ok(Err(e)) => Err(ApiError::Handshake { url: url.to_string(), detail: e.to_string() }),
+        }
+    }
+
+    /// The credential headers of one request, with a fresh token from the sign-in if any.
+    async fn auth_headers(&self) -> Result<http::HeaderMap, ApiError> {
+        let mut headers = self.endpoint.credentials.headers()?;
+        if let Some(source) = &self.endpoint.bearer {
+            let token = source.bearer().await.map_err(ApiError::SignIn)?;
+            let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| AuthError::InvalidValue("access token"))?;
+            value.set_sensitive(true);
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
+        Ok(headers)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+        let headers = self.auth_headers().await?;
+        req.headers(headers).send().await.map_err(|e| self.net(&e))
+    }
+
+    async fn check(&self, resp: reqwest::Response, feature: Feature) -> Result<reqwest::Response, ApiError> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let url = resp.url().clone();
+        let body = resp.text().await.unwrap_or_default();
+        Err(self.status_error(status, &body, &url, feature, false))
+    }
+
+    fn status_error(
+        &self,
+        status: StatusCode,
+        body: &str,
+        url: &url::Url,
+        feature: Feature,
+        upgrading: bool,
+    ) -> ApiError {
+        let server = self.endpoint.server.to_string();
+        let url = url.to_string();
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                let hint = match &self.endpoint.bearer {
+                    Some(source) => source.reauth_hint(),
+                    None => "get a fresh token (e.g. rewrite the --bearer-file) and retry".into(),
+                };
+                ApiError::Unauthorized { server, hint }
+            }
+            StatusCode::FORBIDDEN => ApiError::Forbidden { server },
+            StatusCode::NOT_FOUND => ApiError::NotFound { url, feature },
+            s if upgrading && s.is_success() => ApiError::NoUpgrade { url, status: s.as_u16() },
+            s => ApiError::Status { url, status: s.as_u16(), detail: one_line(body) },
+        }
+    }
+
+    fn net(&self, e: &reqwest::Error) -> ApiError {
+        net::classify_reqwest(&self.endpoint.server, e).into()
+    }
+}
+
+/// First line of a server's error body, bounded, for a one-line message.
+fn one_line(body: &str) -> String {
+    let line = body.lines().next().unwrap_or("").trim();
+    let mut s: String = line.chars().take(200).collect();
+    if s.is_empty() {
+        s = "(no details)".into();
+    }
+    s
+}

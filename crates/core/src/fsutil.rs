@@ -1,0 +1,153 @@
+//! File-system primitives the whole core relies on: writes are atomic (a crash or a concurrent
+//! reader never sees half a file), new private files are born private, and a symlinked
+//! `~/.ssh/config` (dotfiles repositories) keeps its link.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// More links than this in a chain is a loop (Linux's own limit is 40).
+const MAX_LINKS: usize = 40;
+
+/// Follows `path` through symlinks (chains too; relative targets read against the link's
+/// directory) to the file that really holds the bytes. A missing file, or a dangling link's
+/// missing target, resolves to the path that would be created.
+pub fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!("more than {MAX_LINKS} symbolic links in a chain (a loop?)")))
+}
+
+/// Creates `dir` and its missing parents, private to the user (0700) on Unix.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Replaces `path` (not a symlink: resolve first) with `bytes`: a temp file in the same
+/// directory, fsynced, renamed over it. An existing file keeps its permission bits; a new one
+/// gets `new_mode` (the temp file is 0600 from birth, so a secret is never exposed, not even
+/// for a moment). The directory must exist.
+pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let existing = match fs::metadata(path) {
+        Ok(meta) => Some(meta.permissions()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    // tempfile creates the file 0600 on Unix, which is what a new file should be.
+    let mut tmp = tempfile::Builder::new().prefix(".sandbox-forward-").suffix(".tmp").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    match existing {
+        Some(perms) => tmp.as_file().set_permissions(perms)?,
+        #[cfg(unix)]
+        None if new_mode != 0o600 => {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file().set_permissions(fs::Permissions::from_mode(new_mode))?
+        }
+        None => {}
+    }
+    #[cfg(not(unix))]
+    let _ = new_mode;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    // Make the rename itself durable; not possible (nor needed) on Windows.
+    #[cfg(unix)]
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Deletes `path`; a file that is already gone is fine. Returns whether it existed.
+pub fn remove_file(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `dir` accepts new files, tried by creating (and dropping) a temp file in it.
+pub fn dir_accepts_files(dir: &Path) -> io::Result<bool> {
+    match tempfile::Builder::new().prefix(".sandbox-forward-probe-").tempfile_in(dir) {
+        Ok(_) => Ok(true),
+        Err(e) if is_unwritable(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `e` means "this place is not ours to write" (permissions, read-only mount), which
+/// we answer with a line for the user to add by hand rather than an error.
+pub fn is_unwritable(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    #[test]
+    fn resolves_chains_and_relative_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("dotfiles")).unwrap();
+        fs::write(d.join("dotfiles/ssh_config"), "x").unwrap();
+        symlink("dotfiles/ssh_config", d.join("middle")).unwrap();
+        symlink(d.join("middle"), d.join("config")).unwrap();
+        let resolved = resolve_symlinks(&d.join("config")).unwrap();
+        assert_eq!(
+            fs::canonicalize(resolved).unwrap(),
+            fs::canonicalize(d.join("dotfiles/ssh_config")).unwrap()
+        );
+        // Dangling link: its target is what will be created.
+        symlink("nowhere", d.join("dangling")).unwrap();
+        assert_eq!(resolve_symlinks(&d.join("dangling")).unwrap(), d.join("nowhere"));
+        // Loop.
+        symlink("loop_b", d.join("loop_a")).unwrap();
+        symlink("loop_a", d.join("loop_b")).unwrap();
+        assert!(resolve_symlinks(&d.join("loop_a")).is_err());
+    }
+
+    #[test]
+    fn new_files_are_private_and_existing_keep_their_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new");
+        write_atomic(&new, b"a", 0o600).unwrap();
+        assert_eq!(fs::metadata(&new).unwrap().permissions().mode() & 0o777, 0o600);
+        let old = dir.path().join("old");
+        fs::write(&old, "x").unwrap();
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&old, b"b", 0o600).unwrap();
+        assert_eq!(fs::read(&old).unwrap(), b"b");
+        assert_eq!(fs::metadata(&old).unwrap().permissions().mode() & 0o777, 0o640);
+        // No temp file left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn private_dirs_are_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = dir.path().join("home/.ssh");
+        create_private_dir(&ssh).unwrap();
+        assert_eq!(fs::metadata(&ssh).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+}

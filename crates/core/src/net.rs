@@ -1,0 +1,227 @@
+//! Reaching the sandbox server: TLS settings, the TCP/TLS transport under the WebSocket, and
+//! turning low-level failures into one-line messages that name cause and fix.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::ClientConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use crate::server::ServerUrl;
+
+/// How long connecting (DNS + TCP + TLS) may take before we say so.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// TLS trust: the platform's store, plus an optional extra CA bundle (`--ca-file`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM file of extra trusted roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    /// A rustls client config trusting the platform roots and `ca_file`, offering `alpn`.
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Result<ClientConfig, NetError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let extra = match &self.ca_file {
+            Some(path) => read_ca_file(path)?,
+            None => Vec::new(),
+        };
+        let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+            .map_err(|e| NetError::TlsSetup(e.to_string()))?;
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| NetError::TlsSetup(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(config)
+    }
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError> {
+    let bad = |detail: String| NetError::CaFile { path: path.to_owned(), detail };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(certs)
+}
+
+/// A failure to reach the server, classified for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The host name does not resolve.
+    #[error("cannot resolve {host}: check the server URL and your DNS/VPN")]
+    Dns { host: String },
+    /// Nothing listens at the address.
+    #[error("connection refused by {addr}: the sandbox server is not running there; check the server URL")]
+    Refused { addr: String },
+    /// No answer in time.
+    #[error("timed out connecting to {addr} after {}s: the server is unreachable (VPN? firewall?)", .after.as_secs())]
+    Timeout { addr: String, after: Duration },
+    /// The TLS handshake failed (untrusted certificate, wrong host name…).
+    #[error(
+        "TLS handshake with {host} failed: {detail}; if your platform uses a private CA, pass --ca-file"
+    )]
+    Tls { host: String, detail: String },
+    /// The extra CA bundle is unusable.
+    #[error("cannot use CA file {path}: {detail}")]
+    CaFile { path: PathBuf, detail: String },
+    /// rustls could not be configured.
+    #[error("cannot set up TLS: {0}")]
+    TlsSetup(String),
+    /// Any other socket error.
+    #[error("network error talking to {addr}: {source}")]
+    Io { addr: String, source: io::Error },
+}
+
+/// The byte stream under a tunnel's WebSocket: plain TCP for `http://`, TLS for `https://`.
+#[allow(clippy::large_enum_variant)]
+pub enum Transport {
+    /// `ws://`
+    Plain(TcpStream),
+    /// `wss://`
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Opens TCP (and TLS when the URL says so) to the server, with `TCP_NODELAY`: tunnel traffic
+/// is interactive, and the WebSocket layer already sends whole messages.
+pub async fn connect(server: &ServerUrl, tls: &TlsSettings) -> Result<Transport, NetError> {
+    let addr = format!("{}:{}", server.host(), server.port());
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let addrs: Vec<_> = tokio::net::lookup_host(&addr)
+            .await
+            .map_err(|_| NetError::Dns { host: server.host().to_owned() })?
+            .collect();
+        let mut last = None;
+        for a in addrs {
+            match TcpStream::connect(a).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => classify_io(&addr, e),
+            None => NetError::Dns { host: server.host().to_owned() },
+        })
+    })
+    .await
+    .map_err(|_| NetError::Timeout { addr: addr.clone(), after: CONNECT_TIMEOUT })??;
+    tcp.set_nodelay(true).map_err(|e| classify_io(&addr, e))?;
+    if !server.is_tls() {
+        return Ok(Transport::Plain(tcp));
+    }
+    let config = Arc::new(tls.client_config(&[b"http/1.1"])?);
+    let name = ServerName::try_from(server.host().to_owned())
+        .map_err(|_| NetError::Dns { host: server.host().to_owned() })?;
+    let stream =
+        tokio::time::timeout(CONNECT_TIMEOUT, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
+            .await
+            .map_err(|_| NetError::Timeout { addr: addr.clone(), after: CONNECT_TIMEOUT })?
+            .map_err(|e| NetError::Tls { host: server.host().to_owned(), detail: e.to_string() })?;
+    Ok(Transport::Tls(Box::new(stream)))
+}
+
+/// Maps a socket error to its user-facing class.
+pub fn classify_io(addr: &str, e: io::Error) -> NetError {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => NetError::Refused { addr: addr.to_owned() },
+        io::ErrorKind::TimedOut => NetError::Timeout { addr: addr.to_owned(), after: CONNECT_TIMEOUT },
+        _ => NetError::Io { addr: addr.to_owned(), source: e },
+    }
+}
+
+/// The causes of an error, outermost first. `io::Error` is descended through `get_ref`: its own
+/// `source()` skips the wrapped error (where rustls puts its certificate verdicts).
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |c| match c.downcast_ref::<io::Error>() {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
+        None => c.source(),
+    })
+}
+
+/// Classifies a reqwest failure by walking its cause chain.
+pub fn classify_reqwest(server: &ServerUrl, e: &reqwest::Error) -> NetError {
+    let addr = format!("{}:{}", server.host(), server.port());
+    for c in causes(e) {
+        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
+            return NetError::Tls { host: server.host().to_owned(), detail: tls.to_string() };
+        }
+        if c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::ConnectionRefused) {
+            return NetError::Refused { addr };
+        }
+        if c.to_string().contains("dns error") {
+            return NetError::Dns { host: server.host().to_owned() };
+        }
+    }
+    if e.is_timeout() {
+        return NetError::Timeout { addr, after: CONNECT_TIMEOUT };
+    }
+    // Unclassified: the innermost cause says what actually went wrong.
+    let innermost = causes(e).last().map(|c| c.to_string()).unwrap_or_default();
+    NetError::Io { addr, source: io::Error::other(innermost) }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Transport::Plain(s) => s.is_write_vectored(),
+            Transport::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

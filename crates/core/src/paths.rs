@@ -1,0 +1,60 @@
+//! Where Sandbox Forward keeps its files. Computed once from the home directory the caller
+//! passes in; nothing else in the core decides a path.
+
+use std::path::{Path, PathBuf};
+
+use crate::name::SandboxName;
+
+/// Every file location the core reads or writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// `~/.config/sandbox`: the seed's location, kept on every platform for compatibility.
+    pub config_dir: PathBuf,
+    /// The user's `~/.ssh/config`, edited only between our markers.
+    pub ssh_config: PathBuf,
+}
+
+impl Paths {
+    /// Paths under the given home directory.
+    pub fn from_home(home: &Path) -> Self {
+        Paths {
+            config_dir: home.join(".config").join("sandbox"),
+            ssh_config: home.join(".ssh").join("config"),
+        }
+    }
+
+    /// Directory of the per-sandbox keypairs (mode 0700).
+    pub fn keys_dir(&self) -> PathBuf {
+        self.config_dir.join("keys")
+    }
+
+    /// Private key of a sandbox (mode 0600).
+    pub fn private_key(&self, name: &SandboxName) -> PathBuf {
+        self.keys_dir().join(name.as_str())
+    }
+
+    /// Public key of a sandbox, beside the private key.
+    pub fn public_key(&self, name: &SandboxName) -> PathBuf {
+        self.keys_dir().join(format!("{name}.pub"))
+    }
+
+    /// Pinned host key of a sandbox, in `known_hosts` format.
+    pub fn known_hosts(&self, name: &SandboxName) -> PathBuf {
+        self.config_dir.join("known_hosts").join(name.as_str())
+    }
+
+    /// Directory of the sandbox profiles (server URL and auth settings).
+    pub fn profiles_dir(&self) -> PathBuf {
+        self.config_dir.join("sandboxes")
+    }
+
+    /// Token files (when no OS keychain is reachable) and refresh lock files.
+    pub fn tokens_dir(&self) -> PathBuf {
+        self.config_dir.join("tokens")
+    }
+
+    /// The ssh config file we own; the user's config `Include`s it.
+    pub fn ssh_include(&self) -> PathBuf {
+        self.config_dir.join("ssh_config")
+    }
+}

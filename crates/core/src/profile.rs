@@ -1,0 +1,187 @@
+//! Sandbox profiles: what `ssh-setup` learnt about a sandbox (server URL, auth settings), kept
+//! so that the ProxyCommand in `~/.ssh/config` names only the sandbox and carries no secret.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::Endpoint;
+use crate::auth::Credentials;
+use crate::forwards::PortForward;
+use crate::fsutil;
+use crate::ide::DEFAULT_REMOTE_FOLDER;
+use crate::name::SandboxName;
+use crate::net::TlsSettings;
+use crate::oidc::OidcSettings;
+use crate::server::{ServerUrl, ServerUrlError};
+
+/// One sandbox's settings, stored as TOML (mode 0600: it may hold a token or cookie).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Base URL of the sandbox server.
+    pub server: String,
+    /// Extra trusted CA bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// How to authenticate.
+    #[serde(default)]
+    pub credentials: Credentials,
+    /// OpenID sign-in, when the sandbox uses it (the token comes from the token store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcSettings>,
+    /// Port forwards the user configured for this sandbox.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwards: Vec<PortForward>,
+    /// The folder in the sandbox that "Open in IDE" opens (absolute; default `/workspace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_folder: Option<String>,
+}
+
+impl Profile {
+    /// The endpoint these settings describe, without a sign-in attached
+    /// (see [`crate::setup::Installation::endpoint`]).
+    pub fn endpoint(&self) -> Result<Endpoint, ServerUrlError> {
+        Ok(Endpoint {
+            server: ServerUrl::parse(&self.server)?,
+            credentials: self.credentials.clone(),
+            tls: self.tls(),
+            bearer: None,
+        })
+    }
+
+    /// The folder "Open in IDE" opens: the stored one, else [`DEFAULT_REMOTE_FOLDER`].
+    pub fn remote_folder(&self) -> &str {
+        self.remote_folder.as_deref().unwrap_or(DEFAULT_REMOTE_FOLDER)
+    }
+
+    /// TLS trust settings.
+    pub fn tls(&self) -> TlsSettings {
+        TlsSettings { ca_file: self.ca_file.clone() }
+    }
+}
+
+/// Why a profile could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// No profile for that name.
+    #[error(
+        "no sandbox named {0:?} is set up here; run `sandbox-forward ssh-setup {0} --server URL …` first"
+    )]
+    Missing(String),
+    /// The TOML is broken.
+    #[error(
+        "the settings file {path} is corrupt ({detail}); fix it or run `sandbox-forward ssh-setup` again"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    /// File system failure.
+    #[error("cannot {action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+}
+
+/// The directory of profiles, one `NAME.toml` each (one file per sandbox: no write races
+/// between sandboxes).
+#[derive(Debug, Clone)]
+pub struct ProfileStore {
+    dir: PathBuf,
+}
+
+impl ProfileStore {
+    /// A store in `dir` (see [`crate::paths::Paths::profiles_dir`]).
+    pub fn new(dir: PathBuf) -> Self {
+        ProfileStore { dir }
+    }
+
+    fn path(&self, name: &SandboxName) -> PathBuf {
+        self.dir.join(format!("{name}.toml"))
+    }
+
+    /// Loads a profile; `Missing` when there is none.
+    pub fn load(&self, name: &SandboxName) -> Result<Profile, ProfileError> {
+        let path = self.path(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ProfileError::Missing(name.to_string()))
+            }
+            Err(source) => return Err(ProfileError::Io { action: "read", path, source }),
+        };
+        toml::from_str(&text).map_err(|e| ProfileError::Corrupt { path, detail: e.message().to_owned() })
+    }
+
+    /// Writes a profile atomically with mode 0600.
+    pub fn save(&self, name: &SandboxName, profile: &Profile) -> Result<(), ProfileError> {
+        let path = self.path(name);
+        let io = |action, source| ProfileError::Io { action, path: self.dir.clone(), source };
+        fsutil::create_private_dir(&self.dir).map_err(|e| io("create", e))?;
+        let text = toml::to_string_pretty(profile).expect("profiles always serialise");
+        fsutil::write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| io("write", e))
+    }
+
+    /// Deletes a profile; true if it existed.
+    pub fn remove(&self, name: &SandboxName) -> Result<bool, ProfileError> {
+        let path = self.path(name);
+        fsutil::remove_file(&path).map_err(|source| ProfileError::Io { action: "remove", path, source })
+    }
+
+    /// Names of all stored profiles, sorted.
+    pub fn names(&self) -> Vec<SandboxName> {
+        let mut names: Vec<_> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let file = e.file_name().into_string().ok()?;
+                SandboxName::new(file.strip_suffix(".toml")?).ok()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::new(dir.path().join("sandboxes"));
+        let name = SandboxName::new("b").unwrap();
+        assert!(matches!(store.load(&name), Err(ProfileError::Missing(_))));
+        let p = Profile {
+            server: "https://x".into(),
+            ca_file: None,
+            credentials: Credentials { cookies: vec![("a".into(), "b".into())], ..Default::default() },
+            oidc: Some(OidcSettings {
+                issuer: "https://id.example.com".into(),
+                client_id: "cli".into(),
+                scopes: vec!["openid".into()],
+                audience: None,
+            }),
+            forwards: vec![PortForward {
+                remote_port: 5173,
+                local_port: 8080,
+                label: "vite".into(),
+                auto_start: true,
+            }],
+            remote_folder: Some("/home/sandbox/my proj".into()),
+        };
+        store.save(&name, &p).unwrap();
+        assert_eq!(store.load(&name).unwrap(), p);
+        assert_eq!(store.names(), vec![name.clone()]);
+        assert!(store.remove(&name).unwrap());
+        assert!(store.names().is_empty());
+    }
+
+    #[test]
+    fn remote_folder_defaults_to_workspace_and_is_only_written_when_set() {
+        let old: Profile = toml::from_str("server = \"https://x\"\n").unwrap();
+        assert_eq!(old.remote_folder, None);
+        assert_eq!(old.remote_folder(), "/workspace");
+        assert!(!toml::to_string(&old).unwrap().contains("remote_folder"));
+        let set = Profile { remote_folder: Some("/srv/app".into()), ..old };
+        assert_eq!(set.remote_folder(), "/srv/app");
+        assert!(toml::to_string(&set).unwrap().contains("remote_folder = \"/srv/app\""));
+    }
+}

@@ -1,0 +1,252 @@
+//! The user-level operations on a sandbox — set up, forget, list, status, doctor — composed
+//! from the single-purpose modules. Both faces (CLI and app) call these and nothing below.
+
+use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
+
+use crate::api::{ApiClient, ApiError, Endpoint};
+use crate::forwards::{PortForward, SpecError};
+use crate::keys::{self, KeyError, StagedKey};
+use crate::known_hosts::{self, KnownHostsError};
+use crate::name::SandboxName;
+use crate::oidc::token_store::TokenStore;
+use crate::oidc::{OidcError, Session};
+use crate::paths::Paths;
+use crate::profile::{Profile, ProfileError, ProfileStore};
+use crate::server::ServerUrlError;
+use crate::ssh_config::{
+    proxy_command, HostBlock, HostKeyPolicy, IncludeState, IncludeStatus, Platform, SshConfigEditor,
+    SshConfigError,
+};
+use crate::ssh_proxy::HostPin;
+
+/// `ServerAliveInterval` written into every block: ssh notices a dead tunnel within ~90 s.
+pub const SERVER_ALIVE_INTERVAL: u32 = 30;
+
+/// Why a sandbox operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// Bad server URL.
+    #[error(transparent)]
+    Server(#[from] ServerUrlError),
+    /// The API refused or could not be reached.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// Key files.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Pinned host key.
+    #[error(transparent)]
+    KnownHosts(#[from] KnownHostsError),
+    /// Profile files.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// `~/.ssh/config` or our included file.
+    #[error(transparent)]
+    SshConfig(#[from] SshConfigError),
+    /// Signing in or out.
+    #[error(transparent)]
+    SignIn(#[from] OidcError),
+    /// A forward's settings.
+    #[error(transparent)]
+    Forward(#[from] SpecError),
+}
+
+/// The local installation: where files are, and the binary ssh should run as ProxyCommand.
+#[derive(Debug, Clone)]
+pub struct Installation {
+    /// File locations.
+    pub paths: Paths,
+    /// Absolute path of the `sandbox-forward` binary (see [`stable_binary_path`]).
+    pub binary: PathBuf,
+    /// Quoting rules for the ProxyCommand.
+    pub platform: Platform,
+    /// Keep sign-in tokens in the OS keychain when one answers (else in 0600 files).
+    pub prefer_keychain: bool,
+}
+
+/// What `ssh-setup` did.
+#[derive(Debug, Clone)]
+pub struct SetupReport {
+    /// An existing key was replaced.
+    pub rotated: bool,
+    /// The pod's host key is pinned (`StrictHostKeyChecking yes`); false against servers that do
+    /// not publish it.
+    pub host_key_pinned: bool,
+    /// What happened to the user's ssh config.
+    pub include: IncludeStatus,
+}
+
+impl Installation {
+    /// The ssh-config editor for this installation.
+    pub fn ssh_config(&self) -> SshConfigEditor {
+        SshConfigEditor::new(self.paths.ssh_config.clone(), self.paths.ssh_include())
+            .with_platform(self.platform)
+    }
+
+    /// The profile store.
+    pub fn profiles(&self) -> ProfileStore {
+        ProfileStore::new(self.paths.profiles_dir())
+    }
+
+    /// Where sign-in tokens are kept.
+    pub async fn token_store(&self) -> TokenStore {
+        TokenStore::open(self.paths.tokens_dir(), self.prefer_keychain).await
+    }
+
+    /// The sign-in of a sandbox whose profile uses OpenID Connect.
+    pub async fn session(&self, name: &SandboxName, profile: &Profile) -> Option<Session> {
+        let settings = profile.oidc.clone()?;
+        let store = self.token_store().await;
+        Some(Session::new(name.clone(), settings, profile.tls(), store, self.paths.tokens_dir()))
+    }
+
+    /// The endpoint of a sandbox, with its sign-in supplying the bearer token when it has one.
+    pub async fn endpoint(&self, name: &SandboxName, profile: &Profile) -> Result<Endpoint, SetupError> {
+        let mut endpoint = profile.endpoint()?;
+        if let Some(session) = self.session(name, profile).await {
+            endpoint.bearer = Some(Arc::new(session));
+        }
+        Ok(endpoint)
+    }
+
+    /// An API client for a stored sandbox.
+    pub async fn client(&self, name: &SandboxName) -> Result<ApiClient, SetupError> {
+        let profile = self.profiles().load(name)?;
+        Ok(ApiClient::new(self.endpoint(name, &profile).await?)?)
+    }
+
+    /// The host-key pin of a stored sandbox, for `proxy --ssh --sandbox NAME`.
+    pub fn host_pin(&self, name: &SandboxName) -> Result<HostPin, SetupError> {
+        Ok(HostPin {
+            alias: name.clone(),
+            known_hosts: self.paths.known_hosts(name),
+            public_key: keys::read_public(&self.paths, name)?,
+        })
+    }
+
+    /// Registers a fresh keypair with the sandbox and writes its `Host` block.
+    ///
+    /// Everything that can be checked is checked before anything is written (the ssh config's
+    /// markers, the ProxyCommand, the server answering with our credentials); the new key
+    /// replaces the old one only once the server has accepted it.
+    pub async fn ssh_setup(
+        &self,
+        name: &SandboxName,
+        profile: Profile,
+        comment: &str,
+    ) -> Result<SetupReport, SetupError> {
+        let editor = self.ssh_config();
+        if let IncludeState::Broken(e) = editor.include_state()? {
+            return Err(e.into());
+        }
+        self.host_block(name, false)?; // validates paths before any network or disk work
+
+        let api = ApiClient::new(self.endpoint(name, &profile).await?)?;
+        let info = api.ssh_port().await?;
+        let host_key = info.host_key.as_deref().map(known_hosts::normalise).transpose()?;
+
+        let rotated = keys::exists(&self.paths, name);
+        let staged = StagedKey::generate(&self.paths, name, comment)?;
+        api.register_key(staged.public_line()).await?;
+        staged.commit()?;
+
+        let known_hosts = self.paths.known_hosts(name);
+        match &host_key {
+            Some(key) => known_hosts::pin(&known_hosts, name, key)?,
+            None => {
+                let _ = crate::fsutil::remove_file(&known_hosts);
+            }
+        }
+        self.profiles().save(name, &profile)?;
+        let include = editor.upsert(&self.host_block(name, host_key.is_some())?)?;
+        Ok(SetupReport { rotated, host_key_pinned: host_key.is_some(), include })
+    }
+
+    /// Removes a sandbox's key files, pinned host key, sign-in (revoked where possible),
+    /// profile and `Host` block. The managed block leaves `~/.ssh/config` with the last host.
+    /// Returns whether anything existed.
+    pub async fn forget(&self, name: &SandboxName) -> Result<bool, SetupError> {
+        let mut found = false;
+        if let Ok(profile) = self.profiles().load(name) {
+            if let Some(session) = self.session(name, &profile).await {
+                found |= session.logout().await?.had_tokens;
+            }
+        }
+        found |= self.ssh_config().remove(name)?;
+        found |= keys::remove(&self.paths, name)?;
+        found |= crate::fsutil::remove_file(&self.paths.known_hosts(name)).unwrap_or(false);
+        found |= self.profiles().remove(name)?;
+        Ok(found)
+    }
+
+    /// Adds (or replaces, by remote port) a configured forward of a sandbox.
+    pub fn save_forward(&self, name: &SandboxName, spec: PortForward) -> Result<(), SetupError> {
+        spec.validate()?;
+        let store = self.profiles();
+        let mut profile = store.load(name)?;
+        match profile.forwards.iter_mut().find(|f| f.remote_port == spec.remote_port) {
+            Some(existing) => *existing = spec,
+            None => profile.forwards.push(spec),
+        }
+        profile.forwards.sort_by_key(|f| f.remote_port);
+        Ok(store.save(name, &profile)?)
+    }
+
+    /// Removes a configured forward; true if it existed.
+    pub fn remove_forward(&self, name: &SandboxName, remote_port: u16) -> Result<bool, SetupError> {
+        let store = self.profiles();
+        let mut profile = store.load(name)?;
+        let before = profile.forwards.len();
+        profile.forwards.retain(|f| f.remote_port != remote_port);
+        let removed = profile.forwards.len() != before;
+        if removed {
+            store.save(name, &profile)?;
+        }
+        Ok(removed)
+    }
+
+    /// The `Host` block this installation writes for `name`.
+    pub fn host_block(&self, name: &SandboxName, pinned: bool) -> Result<HostBlock, SetupError> {
+        let command =
+            proxy_command(&self.binary, &["proxy", "--ssh", "--sandbox", name.as_str()], self.platform)?;
+        Ok(HostBlock {
+            name: name.clone(),
+            proxy_command: command,
+            identity_file: self.paths.private_key(name),
+            host_key: if pinned {
+                HostKeyPolicy::Pinned { known_hosts: self.paths.known_hosts(name) }
+            } else {
+                HostKeyPolicy::Unpinned
+            },
+            server_alive_interval: SERVER_ALIVE_INTERVAL,
+        })
+    }
+}
+
+/// The path ssh should run us by: the canonical path of the running binary, except inside an
+/// AppImage, whose mount point (`/tmp/.mount_*`) vanishes when the app exits — there the
+/// AppImage file itself (`$APPIMAGE`, passed in by the caller) is the stable path.
+pub fn stable_binary_path(current_exe: &Path, appimage: Option<&Path>) -> PathBuf {
+    let exe = std::fs::canonicalize(current_exe).unwrap_or_else(|_| current_exe.to_owned());
+    match appimage {
+        // The core reads no environment: the mount is recognised by its name alone.
+        Some(image) if exe.to_string_lossy().contains("/.mount_") => image.to_owned(),
+        _ => exe,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appimage_mounts_are_replaced_by_the_image() {
+        let image = Path::new("/home/me/Apps/SandboxForward.AppImage");
+        let mounted = Path::new("/tmp/.mount_SandbXYZ/usr/bin/sandbox-forward");
+        assert_eq!(stable_binary_path(mounted, Some(image)), image);
+        let installed = Path::new("/usr/bin/sandbox-forward-does-not-exist");
+        assert_eq!(stable_binary_path(installed, None), installed);
+    }
+}
