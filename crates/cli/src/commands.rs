@@ -1,0 +1,449 @@
+//! One function per command: turn flags into core calls and core results into output.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::CommandFactory;
+use sandbox_core::api::{ApiClient, Endpoint};
+use sandbox_core::auth::{parse_pair, Credentials};
+use sandbox_core::forward::{self, ForwardStats};
+use sandbox_core::inspect::{effective_proxy_command, probe_ssh};
+use sandbox_core::name::SandboxName;
+use sandbox_core::net::TlsSettings;
+use sandbox_core::profile::Profile;
+use sandbox_core::server::ServerUrl;
+use sandbox_core::ssh_config::IncludeStatus;
+use sandbox_core::ssh_proxy::{self, HostPin};
+use sandbox_core::stdio;
+
+use std::time::Duration;
+
+use sandbox_core::oidc::{OidcSettings, DEFAULT_SCOPES};
+
+use sandbox_core::forwards::{Forwards, PortForward};
+
+use crate::cli::{AuthArgs, Command, ForwardCommand, OidcArgs, ProxyArgs};
+use crate::environment;
+
+use sandbox_core::ide::{self, Ide, Os};
+
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::SshSetup { name, server, auth, oidc, folder } => {
+            ssh_setup(&name, &server, auth, oidc, folder).await
+        }
+        Command::Login { name } => login(&name).await,
+        Command::Logout { name } => logout(&name).await,
+        Command::Proxy(args) => proxy(args).await,
+        Command::Forward(cmd) => forward_config(cmd),
+        Command::Up { name, all } => up(&name, all).await,
+        Command::Open { name, ide, folder, print } => open_in_ide(&name, ide, folder, print),
+        Command::Status { name, offline } => status(name.as_deref(), offline).await,
+        Command::List => list(),
+        Command::Forget { name } => forget(&name).await,
+        Command::Doctor { check } => doctor(check),
+        Command::Version => {
+            println!("sandbox-forward {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut crate::cli::Cli::command(),
+                "sandbox-forward",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn credentials(auth: &AuthArgs) -> anyhow::Result<Credentials> {
+    let pairs = |v: &[String]| v.iter().map(|s| parse_pair(s)).collect::<Result<Vec<_>, _>>();
+    let bearer_file = match &auth.bearer_file {
+        // Stored in a profile and read from other directories later: make it absolute.
+        Some(p) => Some(std::path::absolute(p).with_context(|| format!("--bearer-file {}", p.display()))?),
+        None => None,
+    };
+    Ok(Credentials {
+        bearer: auth.bearer.clone(),
+        bearer_file,
+        cookies: pairs(&auth.cookie)?,
+        headers: pairs(&auth.header)?,
+    })
+}
+
+fn ca_file(auth: &AuthArgs) -> anyhow::Result<Option<std::path::PathBuf>> {
+    auth.ca_file.as_deref().map(std::path::absolute).transpose().context("--ca-file")
+}
+
+/// How long the browser sign-in may take.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+async fn ssh_setup(
+    name: &str,
+    server: &str,
+    auth: AuthArgs,
+    oidc: OidcArgs,
+    folder: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let name = SandboxName::new(name)?;
+    let install = environment::installation()?;
+    ServerUrl::parse(server)?;
+    if let Some(folder) = &folder {
+        ide::validate_folder(folder).context("--folder")?;
+    }
+    let oidc = oidc.oidc_issuer.map(|issuer| OidcSettings {
+        issuer,
+        client_id: oidc.client_id.unwrap_or_default(),
+        scopes: if oidc.scopes.is_empty() {
+            DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect()
+        } else {
+            oidc.scopes
+        },
+        audience: oidc.audience,
+    });
+    // Re-running ssh-setup keeps what else the sandbox had (its forwards, its folder).
+    let mut previous = install.profiles().load(&name).unwrap_or_default();
+    if folder.is_some() {
+        previous.remote_folder = folder;
+    }
+    let profile = Profile {
+        server: server.to_owned(),
+        ca_file: ca_file(&auth)?,
+        credentials: credentials(&auth)?,
+        oidc,
+        ..previous
+    };
+    if let Some(session) = install.session(&name, &profile).await {
+        // Sign in first unless a usable (or refreshable) sign-in is stored already.
+        if session.access_token().await.is_err() {
+            let tokens = session.login(&environment::open_browser, LOGIN_TIMEOUT).await?;
+            println!("Signed in as {}", tokens.subject);
+        }
+    }
+    let report = install.ssh_setup(&name, profile, &environment::key_comment()).await?;
+    let verb = if report.rotated { "Rotated" } else { "Generated" };
+    println!("{verb} key {} and registered it with {server}", install.paths.private_key(&name).display());
+    if report.host_key_pinned {
+        println!("Pinned the sandbox's SSH host key (re-pinned through the authenticated API whenever the pod restarts)");
+    } else {
+        println!("The server does not publish its SSH host key: host-key checking is off for {name}, as with the original tool");
+    }
+    match report.include {
+        IncludeStatus::ManualLineNeeded { line, reason } => {
+            println!("Wrote Host {name} to {}", install.paths.ssh_include().display());
+            println!("{reason}. Add this line near the top of your ssh config (before any Host or Match):");
+            println!("    {line}");
+        }
+        _ => println!(
+            "Wrote Host {name} to {} (included from {})",
+            install.paths.ssh_include().display(),
+            install.paths.ssh_config.display()
+        ),
+    }
+    let expected = install.host_block(&name, report.host_key_pinned)?.proxy_command;
+    let ssh = environment::ssh_binary();
+    match effective_proxy_command(&ssh, &install.paths.ssh_config, &name).await {
+        Some(actual) if actual != expected => println!(
+            "Warning: `ssh -G {name}` uses ProxyCommand {actual:?}: an earlier `Host {name}` entry in {} takes precedence; remove it",
+            install.paths.ssh_config.display()
+        ),
+        Some(_) => println!("Checked with `ssh -G {name}`: ssh uses this block"),
+        None => {}
+    }
+    println!("Try it: ssh {name}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Endpoint and (with --sandbox) host pin for `proxy`; explicit flags override the profile.
+async fn proxy_target(args: &ProxyArgs) -> anyhow::Result<(Endpoint, Option<HostPin>)> {
+    let explicit = credentials(&args.auth)?;
+    if let Some(name) = &args.sandbox {
+        let name = SandboxName::new(name)?;
+        let install = environment::installation()?;
+        let profile = install.profiles().load(&name)?;
+        let mut endpoint = install.endpoint(&name, &profile).await?;
+        if !explicit.is_empty() {
+            endpoint.credentials = explicit;
+        }
+        if let Some(ca) = ca_file(&args.auth)? {
+            endpoint.tls.ca_file = Some(ca);
+        }
+        return Ok((endpoint, Some(install.host_pin(&name)?)));
+    }
+    let server = args.server.as_deref().context("--server or --sandbox is required")?;
+    let endpoint = Endpoint {
+        server: ServerUrl::parse(server)?,
+        credentials: explicit,
+        tls: TlsSettings { ca_file: ca_file(&args.auth)? },
+        bearer: None,
+    };
+    Ok((endpoint, None))
+}
+
+async fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    let (endpoint, pin) = proxy_target(&args).await?;
+    let api = ApiClient::new(endpoint)?;
+    if args.ssh {
+        // Pipes from ssh are driven by the reactor directly (no blocking-pool hop per packet).
+        let run = ssh_proxy::run(&api, pin.as_ref(), stdio::stdin(), stdio::stdout());
+        let outcome = until_hangup_settles(run).await?;
+        tracing::info!(?outcome, "ssh tunnel closed");
+        // ssh has closed our pipes; a blocked stdin read must not keep the process alive.
+        std::process::exit(0);
+    }
+    let port = args.port.context("--port is required unless --ssh is given")?;
+    if args.stdio {
+        forward::stdio(&api, port, stdio::stdin(), stdio::stdout()).await?;
+        std::process::exit(0);
+    }
+    let local = args.local_port.unwrap_or(port);
+    api.preflight_port_forward(port).await?;
+    let listener = forward::bind_local(local).await?;
+    let bound = listener.local_addr()?.port();
+    eprintln!(
+        "Forwarding 127.0.0.1:{bound} -> port {port} in the sandbox at {} (Ctrl-C to stop)",
+        api.endpoint().server
+    );
+    let stats = Arc::new(ForwardStats::default());
+    tokio::select! {
+        _ = forward::serve(listener, api, port, stats) => {}
+        _ = tokio::signal::ctrl_c() => eprintln!("Stopped."),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the ProxyCommand to its end. ssh sends SIGHUP to its ProxyCommand as it exits, right
+/// after closing our stdin; dying on the spot would reset the WebSocket mid close handshake, so
+/// a hangup only gives the tunnel a moment to finish its clean close.
+async fn until_hangup_settles<T>(run: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(run);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut hangup) = signal(SignalKind::hangup()) {
+            tokio::select! {
+                r = &mut run => return r,
+                _ = hangup.recv() => {}
+            }
+            if let Ok(r) = tokio::time::timeout(std::time::Duration::from_secs(2), &mut run).await {
+                return r;
+            }
+            std::process::exit(0);
+        }
+    }
+    run.await
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+async fn status(only: Option<&str>, offline: bool) -> anyhow::Result<ExitCode> {
+    let install = environment::installation()?;
+    let only = only.map(SandboxName::new).transpose()?;
+    let sandboxes: Vec<_> =
+        install.list()?.into_iter().filter(|s| only.as_ref().is_none_or(|n| *n == s.name)).collect();
+    if let Some(name) = &only {
+        if sandboxes.is_empty() {
+            anyhow::bail!("no sandbox named {name} is set up here; run `sandbox-forward ssh-setup {name} --server URL …`");
+        }
+    }
+    if sandboxes.is_empty() {
+        println!(
+            "No sandboxes set up. Start with: sandbox-forward ssh-setup NAME --server URL --bearer-file FILE"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut healthy = true;
+    for s in sandboxes {
+        println!("{}", s.name);
+        println!("  server:        {}", s.server.as_deref().unwrap_or("(no settings: run ssh-setup)"));
+        println!("  key present:   {}", yes_no(s.key_present));
+        println!("  Host block:    {}", yes_no(s.block_present));
+        println!("  host key:      {}", if s.host_key_pinned { "pinned" } else { "not pinned" });
+        if offline || s.server.is_none() {
+            healthy &= s.key_present && s.block_present;
+            continue;
+        }
+        if let Ok(profile) = install.profiles().load(&s.name) {
+            if let Some(session) = install.session(&s.name, &profile).await {
+                let state = match session.stored() {
+                    Ok(Some(t)) if t.usable() => format!("signed in as {}", t.subject),
+                    Ok(Some(t)) if t.refresh_token.is_some() => {
+                        format!("signed in as {} (token renews on use)", t.subject)
+                    }
+                    Ok(_) => format!("not signed in — run `sandbox-forward login {}`", s.name),
+                    Err(e) => e.to_string(),
+                };
+                println!("  sign-in:       {state}");
+            }
+        }
+        let reachable = match install.client(&s.name).await {
+            Ok(api) => api.ssh_port().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match &reachable {
+            Ok(info) => println!("  server reachable: yes (SSH port {})", info.port),
+            Err(e) => println!("  server reachable: no — {e}"),
+        }
+        let accepted = if reachable.is_ok() && s.key_present && s.block_present {
+            probe_ssh(&environment::ssh_binary(), &install.paths.ssh_config, &s.name).await
+        } else {
+            Err("not checked".into())
+        };
+        match &accepted {
+            Ok(()) => println!("  key accepted:  yes (`ssh {} true` works)", s.name),
+            Err(e) => println!("  key accepted:  no — {e}"),
+        }
+        healthy &= reachable.is_ok() && accepted.is_ok();
+    }
+    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn list() -> anyhow::Result<ExitCode> {
+    let install = environment::installation()?;
+    for s in install.list()? {
+        println!("{}\t{}", s.name, s.server.as_deref().unwrap_or("-"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn login(name: &str) -> anyhow::Result<ExitCode> {
+    let name = SandboxName::new(name)?;
+    let install = environment::installation()?;
+    let profile = install.profiles().load(&name)?;
+    let session = install.session(&name, &profile).await.with_context(|| {
+        format!("{name} does not use browser sign-in; run `sandbox-forward ssh-setup {name} --server URL --oidc-issuer ISSUER --client-id ID`")
+    })?;
+    let tokens = session.login(&environment::open_browser, LOGIN_TIMEOUT).await?;
+    println!("Signed in to {name} as {}", tokens.subject);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn logout(name: &str) -> anyhow::Result<ExitCode> {
+    let name = SandboxName::new(name)?;
+    let install = environment::installation()?;
+    let profile = install.profiles().load(&name)?;
+    let session = install
+        .session(&name, &profile)
+        .await
+        .with_context(|| format!("{name} does not use browser sign-in"))?;
+    let done = session.logout().await?;
+    match (done.had_tokens, done.revoked) {
+        (false, _) => println!("Not signed in to {name}."),
+        (true, true) => println!("Signed out of {name}; the refresh token was revoked at the provider."),
+        (true, false) => {
+            println!("Signed out of {name} (the provider offers no revocation; stored tokens deleted).")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn forget(name: &str) -> anyhow::Result<ExitCode> {
+    let name = SandboxName::new(name)?;
+    let install = environment::installation()?;
+    if install.forget(&name).await? {
+        println!("Removed {name}: key files, settings and Host block");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        anyhow::bail!("nothing is set up for {name}; `sandbox-forward list` shows what is")
+    }
+}
+
+fn doctor(check: bool) -> anyhow::Result<ExitCode> {
+    let install = environment::installation()?;
+    let findings = install.doctor(!check)?;
+    if findings.is_empty() {
+        println!("Everything is in order.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut unresolved = false;
+    for f in &findings {
+        let tag = if f.repaired { "repaired" } else { "found" };
+        unresolved |= !f.repaired;
+        println!("{tag}: {}", f.problem);
+    }
+    Ok(if unresolved { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn forward_config(cmd: ForwardCommand) -> anyhow::Result<ExitCode> {
+    let install = environment::installation()?;
+    match cmd {
+        ForwardCommand::Add { name, port, local_port, label, auto_start } => {
+            let name = SandboxName::new(&name)?;
+            let spec =
+                PortForward { remote_port: port, local_port: local_port.unwrap_or(port), label, auto_start };
+            install.save_forward(&name, spec)?;
+            println!("Saved: {name} 127.0.0.1:{} -> :{port}", local_port.unwrap_or(port));
+        }
+        ForwardCommand::Rm { name, port } => {
+            let name = SandboxName::new(&name)?;
+            if !install.remove_forward(&name, port)? {
+                anyhow::bail!("{name} has no saved forward to port {port}; `sandbox-forward forward list {name}` shows them");
+            }
+            println!("Removed {name} :{port}");
+        }
+        ForwardCommand::List { name } => {
+            let only = name.as_deref().map(SandboxName::new).transpose()?;
+            for sandbox in install.profiles().names() {
+                if only.as_ref().is_some_and(|n| *n != sandbox) {
+                    continue;
+                }
+                for f in install.profiles().load(&sandbox)?.forwards {
+                    let auto = if f.auto_start { "\tauto-start" } else { "" };
+                    println!(
+                        "{sandbox}\t127.0.0.1:{} -> :{}\t{}{auto}",
+                        f.local_port, f.remote_port, f.label
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn up(name: &str, all: bool) -> anyhow::Result<ExitCode> {
+    let name = SandboxName::new(name)?;
+    let install = environment::installation()?;
+    let profile = install.profiles().load(&name)?;
+    let specs: Vec<_> = profile.forwards.iter().filter(|f| all || f.auto_start).cloned().collect();
+    if specs.is_empty() {
+        anyhow::bail!(
+            "{name} has no {}forwards; add one with `sandbox-forward forward add {name} --port N --auto-start`",
+            if all { "" } else { "auto-start " }
+        );
+    }
+    let api = install.client(&name).await?;
+    let forwards = Forwards::new();
+    for spec in &specs {
+        let local = forwards.start(&name, api.clone(), spec).await?;
+        let label = if spec.label.is_empty() { String::new() } else { format!(" ({})", spec.label) };
+        eprintln!("Forwarding 127.0.0.1:{local} -> port {}{label}", spec.remote_port);
+    }
+    eprintln!("Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_in_ide(name: &str, ide: Ide, folder: Option<String>, print: bool) -> anyhow::Result<ExitCode> {
+    let name = SandboxName::new(name)?;
+    let install = environment::installation()?;
+    let profile = install.profiles().load(&name)?;
+    let folder = folder.unwrap_or_else(|| profile.remote_folder().to_owned());
+    let os = Os::current();
+    let plan = ide::launch_plan(ide, os, &name, &folder, &environment::executable_finder()?)?;
+    if print {
+        println!("{}", plan.command_line(os));
+        return Ok(ExitCode::SUCCESS);
+    }
+    ide::launch(ide, &plan, &environment::open_url)?;
+    println!("Opening {folder} in {name} with {ide}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,93 @@
+//! The only place that reads the process environment: home directory, binary path, ssh, PATH.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sandbox_core::ide::{find_executable, Os};
+use sandbox_core::paths::Paths;
+use sandbox_core::setup::{stable_binary_path, Installation};
+use sandbox_core::ssh_config::Platform;
+
+/// The installation as seen from this process.
+pub fn installation() -> anyhow::Result<Installation> {
+    #[allow(deprecated)] // std::env::home_dir is correct on every platform since Rust 1.85
+    let home = std::env::home_dir().context("cannot find your home directory; set HOME")?;
+    let exe = std::env::current_exe().context("cannot find the sandbox-forward binary's own path")?;
+    let appimage = std::env::var_os("APPIMAGE").map(PathBuf::from);
+    Ok(Installation {
+        paths: Paths::from_home(&home),
+        binary: stable_binary_path(&exe, appimage.as_deref()),
+        platform: Platform::current(),
+        // `file` keeps tokens in 0600 files even where a keychain exists (headless boxes, CI).
+        prefer_keychain: std::env::var("SANDBOX_FORWARD_TOKEN_STORE").map_or(true, |v| v != "file"),
+    })
+}
+
+/// The OpenSSH client to probe with.
+pub fn ssh_binary() -> PathBuf {
+    std::env::var_os("SANDBOX_FORWARD_SSH").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("ssh"))
+}
+
+/// `user@host` for key comments, so the pod's key list says whose laptop a key is on.
+pub fn key_comment() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "user".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("sandbox-forward:{user}@{host}")
+}
+
+/// Opens a URL for the user: `$BROWSER` where set (how a headless shell or a test substitutes
+/// its own), else the platform's opener. The URL is always printed too.
+pub fn open_browser(url: &str) {
+    eprintln!("Opening your browser to sign in. If it does not open, visit:\n  {url}");
+    let result = match std::env::var("BROWSER").ok().filter(|b| !b.trim().is_empty()) {
+        Some(browser) => open_with(&browser, url),
+        None => open::that_detached(url),
+    };
+    if let Err(e) = result {
+        eprintln!("(could not open a browser: {e})");
+    }
+}
+
+/// Runs `$BROWSER`: a colon-separated list of commands, the first that starts wins; `%s` is
+/// replaced by the URL, else the URL is the last argument. No shell: the URL is one argument.
+fn open_with(browser: &str, url: &str) -> std::io::Result<()> {
+    let mut last = std::io::Error::other("empty $BROWSER");
+    for candidate in browser.split(':').filter(|c| !c.trim().is_empty()) {
+        let mut words: Vec<String> = candidate.split_whitespace().map(str::to_owned).collect();
+        if words.iter().any(|w| w.contains("%s")) {
+            words.iter_mut().for_each(|w| *w = w.replace("%s", url));
+        } else {
+            words.push(url.to_owned());
+        }
+        match std::process::Command::new(&words[0])
+            .args(&words[1..])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Where an executable is, for "Open in IDE": `$PATH`, then the OS's usual install locations
+/// under the home directory and elsewhere (see `sandbox_core::ide::find_executable`).
+pub fn executable_finder() -> anyhow::Result<impl Fn(&str) -> Option<PathBuf>> {
+    #[allow(deprecated)] // std::env::home_dir is correct on every platform since Rust 1.85
+    let home = std::env::home_dir().context("cannot find your home directory; set HOME")?;
+    let path = std::env::var_os("PATH");
+    Ok(move |name: &str| find_executable(name, Os::current(), path.as_deref(), &home))
+}
+
+/// Opens an IDE's link (vscode://, jetbrains-gateway://…) with the OS's handler for its scheme.
+/// A launcher that fails at once (no handler registered) is reported; one still running after a
+/// moment is left to finish on its own.
+pub fn open_url(url: &str) -> std::io::Result<()> {
+    open::that_detached(url)
+}

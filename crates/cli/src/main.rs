@@ -1,0 +1,40 @@
+//! `sandbox-forward`: argument parsing and wiring only; every operation lives in `sandbox-core`.
+
+mod cli;
+mod commands;
+mod environment;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SANDBOX_FORWARD_LOG").unwrap_or_else(
+            |_| {
+                tracing_subscriber::EnvFilter::new(format!(
+                    "sandbox_core={level},sandbox_wire={level},sandbox_forward={level}"
+                ))
+            },
+        ))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(commands::run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: cause and fix. `{:#}` keeps anyhow context on the same line.
+            eprintln!("sandbox-forward: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
