@@ -1,0 +1,110 @@
+//! Who is calling: the subject the routing service vouches for in `X-Forwarded-Sub`, or — in
+//! standalone OIDC mode — the `sub` of a bearer JWT the agent validated itself.
+
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use sandbox_wire::api::{FORWARDED_GROUPS, FORWARDED_SUB, FORWARDED_USER};
+
+use super::jwt::{JwtError, JwtValidator};
+use super::{text, Body};
+
+/// The caller, as the routing service or the bearer token identified them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Stable subject identifier (OIDC `sub`).
+    pub sub: String,
+    /// Display name, for audit logs.
+    pub user: Option<String>,
+    /// Groups, for audit logs.
+    pub groups: Vec<String>,
+}
+
+impl Identity {
+    /// Reads the identity headers; in dev mode a missing subject becomes `dev`.
+    pub fn from_headers(headers: &HeaderMap, dev_mode: bool) -> Option<Identity> {
+        let get = |name: &str| {
+            headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+        };
+        let sub = match get(FORWARDED_SUB) {
+            Some(s) => s.to_owned(),
+            None if dev_mode => "dev".to_owned(),
+            None => return None,
+        };
+        Some(Identity {
+            sub,
+            user: get(FORWARDED_USER).map(str::to_owned),
+            groups: get(FORWARDED_GROUPS)
+                .map(|g| g.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// How requests are authenticated.
+#[derive(Debug, Clone)]
+pub enum Authenticator {
+    /// Trust `X-Forwarded-*` from the routing service; in dev mode a missing subject is `dev`.
+    ForwardedHeaders {
+        /// Accept requests without `X-Forwarded-Sub` as subject `dev`.
+        dev_mode: bool,
+    },
+    /// Validate `Authorization: Bearer <JWT>` ourselves; `X-Forwarded-*` is ignored.
+    Bearer(JwtValidator),
+}
+
+/// Why a request has no identity; [`Rejection::response`] is what the client sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Header mode without `X-Forwarded-Sub`.
+    MissingHeaders,
+    /// Bearer mode: no token, or a token we refused.
+    Bearer(JwtError),
+}
+
+impl Rejection {
+    /// 401 (plain text; `WWW-Authenticate` in bearer mode) or 503 when the identity provider
+    /// cannot be reached.
+    pub fn response(&self) -> Response<Body> {
+        match self {
+            Rejection::MissingHeaders => text(StatusCode::UNAUTHORIZED, "missing identity headers"),
+            Rejection::Bearer(e @ JwtError::ProviderUnavailable) => {
+                text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+            }
+            Rejection::Bearer(e) => {
+                let mut resp = text(StatusCode::UNAUTHORIZED, &e.to_string());
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                );
+                resp
+            }
+        }
+    }
+}
+
+impl Authenticator {
+    /// Who sent a request with these headers.
+    pub async fn identify(&self, headers: &HeaderMap) -> Result<Identity, Rejection> {
+        match self {
+            Authenticator::ForwardedHeaders { dev_mode } => {
+                Identity::from_headers(headers, *dev_mode).ok_or(Rejection::MissingHeaders)
+            }
+            Authenticator::Bearer(validator) => validator.identify(headers).await.map_err(Rejection::Bearer),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_required_unless_dev_mode() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Identity::from_headers(&h, false), None);
+        assert_eq!(Identity::from_headers(&h, true).unwrap().sub, "dev");
+        h.insert("x-forwarded-sub", "alice".parse().unwrap());
+        h.insert("x-forwarded-groups", "a, b,".parse().unwrap());
+        let id = Identity::from_headers(&h, false).unwrap();
+        assert_eq!((id.sub.as_str(), id.groups), ("alice", vec!["a".to_owned(), "b".to_owned()]));
+    }
+}

@@ -1,0 +1,126 @@
+//! `GET /api/port-forward?port=N`: WebSocket ⇄ raw TCP to `127.0.0.1:N` in the pod.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use http::{header, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use sandbox_wire::api::FORWARDABLE_PORTS;
+use sandbox_wire::tunnel::{splice, websocket_config, SpliceOptions, Traffic, DIAL_FAILED};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use super::{text, Body, Identity};
+
+/// Validates the request and answers 101; the tunnel itself runs in a task of its own once
+/// hyper hands over the connection.
+pub fn upgrade(mut req: Request<Incoming>, who: Identity, shutdown: CancellationToken) -> Response<Body> {
+    let Some(port) = requested_port(req.uri().query().unwrap_or("")) else {
+        return text(StatusCode::BAD_REQUEST, "invalid port");
+    };
+    let headers = req.headers();
+    let has_token = |name, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let (true, true, Some(key)) =
+        (has_token(header::CONNECTION, "upgrade"), has_token(header::UPGRADE, "websocket"), key)
+    else {
+        return text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade request");
+    };
+    if headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        return Response::builder()
+            .status(StatusCode::UPGRADE_REQUIRED)
+            .header(header::SEC_WEBSOCKET_VERSION, "13")
+            .body(Body::default())
+            .expect("static response parts are valid");
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let io = match upgrade.await {
+            Ok(io) => TokioIo::new(io),
+            Err(e) => return tracing::debug!("upgrade failed: {e}"),
+        };
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(websocket_config())).await;
+        tokio::select! {
+            _ = tunnel(ws, port, &who) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::default())
+        .expect("static response parts are valid")
+}
+
+/// `port=N` with N a non-privileged port; anything else is `None`.
+fn requested_port(query: &str) -> Option<u16> {
+    let value = url_query_value(query, "port")?;
+    let port: u16 = value.parse().ok()?;
+    FORWARDABLE_PORTS.contains(&port).then_some(port)
+}
+
+fn url_query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then_some(v)
+    })
+}
+
+async fn tunnel<S>(mut ws: WebSocketStream<S>, port: u16, who: &Identity)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let started = Instant::now();
+    // Loopback only, hard-coded: this endpoint must never become an SSRF proxy.
+    let target = match TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::info!(sub = %who.sub, port, "port-forward dial failed: {e}");
+            let close = CloseFrame { code: CloseCode::Error, reason: DIAL_FAILED.into() };
+            let _ = ws.close(Some(close)).await;
+            return;
+        }
+    };
+    let _ = target.set_nodelay(true);
+    let traffic = Traffic::default();
+    let (r, w) = target.into_split();
+    let result = splice(ws, r, w, SpliceOptions { traffic: Some(&traffic), ..Default::default() }).await;
+    let (to_client, from_client) = traffic.snapshot();
+    tracing::info!(
+        sub = %who.sub,
+        port,
+        bytes_in = from_client,
+        bytes_out = to_client,
+        duration_ms = started.elapsed().as_millis() as u64,
+        error = result.err().map(|e| e.to_string()),
+        "port-forward closed"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_non_privileged_ports_are_forwarded() {
+        assert_eq!(requested_port("port=2345"), Some(2345));
+        assert_eq!(requested_port("x=1&port=65535"), Some(65535));
+        for bad in ["", "port=", "port=80", "port=1023", "port=65536", "port=-1", "port=abc", "prt=2000"] {
+            assert_eq!(requested_port(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `sandbox-agent` command line: parse flags, bind, announce, run.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use sandbox_agent::{AgentConfig, AuthMode};
+use tokio_util::sync::CancellationToken;
+
+/// The sandbox pod's side of Sandbox Forward: HTTP API + embedded SSH server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address of the HTTP API (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:19877")]
+    api_addr: SocketAddr,
+    /// Directory sessions start in; also their HOME.
+    #[arg(long, default_value = ".")]
+    workspace: PathBuf,
+    /// Accept requests without X-Forwarded-Sub (as subject "dev"). Local development only;
+    /// not with --oidc-issuer.
+    #[arg(long)]
+    dev_mode: bool,
+    /// Validate `Authorization: Bearer <JWT>` from this OpenID provider instead of trusting
+    /// X-Forwarded-Sub (standalone, no routing service in front). Needs --audience.
+    #[arg(long, value_name = "URL", requires = "audience")]
+    oidc_issuer: Option<String>,
+    /// The `aud` access tokens must carry (with --oidc-issuer).
+    #[arg(long, value_name = "AUD", requires = "oidc_issuer")]
+    audience: Option<String>,
+    /// Turn off the embedded SSH server and its endpoints.
+    #[arg(long)]
+    no_ssh: bool,
+    /// Turn off /api/port-forward.
+    #[arg(long)]
+    no_port_forward: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SANDBOX_AGENT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let auth = match (args.oidc_issuer, args.audience) {
+        (Some(_), Some(_)) if args.dev_mode => anyhow::bail!(
+            "--dev-mode cannot be combined with --oidc-issuer: dev mode trusts X-Forwarded-Sub, \
+             OIDC mode requires a valid bearer token on every request"
+        ),
+        (Some(issuer), Some(audience)) => {
+            sandbox_agent::http::JwtValidator::new(&issuer, &audience)?;
+            AuthMode::Oidc { issuer, audience }
+        }
+        _ => AuthMode::ForwardedHeaders { dev_mode: args.dev_mode },
+    };
+    let workspace = std::fs::canonicalize(&args.workspace)
+        .map_err(|e| anyhow::anyhow!("workspace {}: {e}", args.workspace.display()))?;
+    let listener = tokio::net::TcpListener::bind(args.api_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.api_addr))?;
+    match &auth {
+        AuthMode::ForwardedHeaders { dev_mode: true } => {
+            tracing::warn!("dev mode: requests without X-Forwarded-Sub are accepted as subject \"dev\"")
+        }
+        AuthMode::ForwardedHeaders { dev_mode: false } => {
+            tracing::info!("trusting X-Forwarded-Sub from the routing service")
+        }
+        AuthMode::Oidc { issuer, audience } => {
+            tracing::info!(issuer = %issuer, audience = %audience, "validating bearer tokens (OIDC)")
+        }
+    }
+    // Tests and scripts read this first line to learn the port.
+    let mut out = std::io::stdout();
+    writeln!(out, "listening on http://{}", listener.local_addr()?)?;
+    out.flush()?;
+
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_signal.cancel();
+    });
+    let config = AgentConfig { workspace, auth, ssh: !args.no_ssh, port_forward: !args.no_port_forward };
+    sandbox_agent::run(listener, config, shutdown).await?;
+    Ok(())
+}
