@@ -1,0 +1,108 @@
+//! The core's forward set (what the tray app's toggles drive) against a real `sandbox-agent`:
+//! toggling a forward on makes bytes flow through `127.0.0.1:LOCAL`, the status counts them,
+//! toggling it off closes the port and the connections through it.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use sandbox_core::api::{ApiClient, Endpoint};
+use sandbox_core::forwards::{Forwards, PortForward};
+use sandbox_core::name::SandboxName;
+use sandbox_core::server::ServerUrl;
+use sandbox_tests::Agent;
+
+/// An echo server "in the pod".
+fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 || c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn client(url: &str) -> ApiClient {
+    let endpoint = Endpoint {
+        server: ServerUrl::parse(url).unwrap(),
+        credentials: Default::default(),
+        tls: Default::default(),
+        bearer: None,
+    };
+    ApiClient::new(endpoint).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toggling_a_forward_carries_bytes_counts_them_and_closes_cleanly() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let pod_port = echo_server();
+    let forwards = Forwards::new();
+    let name = SandboxName::new("box").unwrap();
+    let spec = PortForward { remote_port: pod_port, local_port: 0, label: "echo".into(), auto_start: false };
+
+    let local = forwards.start(&name, client(&agent.url()), &spec).await.unwrap();
+    let mut conn = tokio::task::spawn_blocking(move || {
+        let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(&[42u8; 100_000]).unwrap();
+        let mut back = vec![0u8; 100_000];
+        c.read_exact(&mut back).unwrap();
+        assert!(back.iter().all(|&b| b == 42));
+        c
+    })
+    .await
+    .unwrap();
+
+    let status = forwards.status();
+    assert_eq!(status.len(), 1);
+    let s = &status[0];
+    assert_eq!((s.sandbox.as_str(), s.remote_port, s.local_port), ("box", pod_port, local));
+    assert_eq!((s.active, s.total, s.bytes_sent, s.bytes_received), (1, 1, 100_000, 100_000));
+    assert!(forwards.is_running(&name, pod_port));
+
+    // Off: the port closes and so does the open connection.
+    assert!(forwards.stop(&name, pod_port));
+    assert!(forwards.status().is_empty());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(TcpStream::connect(("127.0.0.1", local)).is_err(), "port still open");
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 1];
+        matches!(conn.read(&mut buf), Ok(0) | Err(_))
+    })
+    .await
+    .unwrap();
+    assert!(closed, "connection survived the toggle");
+}
+
+#[tokio::test]
+async fn a_busy_local_port_and_a_disabled_feature_are_reported_at_start() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let forwards = Forwards::new();
+    let name = SandboxName::new("box").unwrap();
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let spec = PortForward {
+        remote_port: 5173,
+        local_port: busy.local_addr().unwrap().port(),
+        label: String::new(),
+        auto_start: false,
+    };
+    let err = forwards.start(&name, client(&agent.url()), &spec).await.unwrap_err().to_string();
+    assert!(err.contains("is already in use"), "{err}");
+
+    let off = Agent::start(workspace.path(), 0, &["--dev-mode", "--no-port-forward"]);
+    let spec = PortForward { local_port: 0, ..spec };
+    let err = forwards.start(&name, client(&off.url()), &spec).await.unwrap_err().to_string();
+    assert!(err.contains("404") && err.contains("port forwarding is not enabled"), "{err}");
+    assert!(forwards.status().is_empty());
+}

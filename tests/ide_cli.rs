@@ -1,0 +1,74 @@
+//! `sandbox-forward open`: the command line or URL it would run, through the real binary, with a
+//! fake `zed` on PATH and a profile written by hand (no server needed).
+
+use std::path::Path;
+use std::time::Duration;
+
+use sandbox_tests::{ok, run, stderr, Home};
+
+const T: Duration = Duration::from_secs(30);
+
+fn home_with_profile(name: &str, extra: &str) -> Home {
+    let home = Home::new();
+    let dir = home.path().join(".config/sandbox/sandboxes");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.toml")),
+        format!("server = \"https://sandbox.invalid\"\n{extra}"),
+    )
+    .unwrap();
+    home
+}
+
+fn fake_zed(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let zed = dir.join("zed");
+    std::fs::write(&zed, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&zed, std::fs::Permissions::from_mode(0o755)).unwrap();
+    zed
+}
+
+#[test]
+fn open_prints_the_exact_command_line_or_url() {
+    let home = home_with_profile("box", "");
+    let bin = home.path().join("fake-bin");
+    let zed = fake_zed(&bin);
+    let open = |args: &[&str]| {
+        let mut all = vec!["open", "box", "--print"];
+        all.extend_from_slice(args);
+        let mut cmd = home.cli(&all);
+        cmd.env("PATH", &bin);
+        run(cmd, T)
+    };
+
+    let out = ok(&open(&["--ide", "zed"]));
+    assert_eq!(out, format!("{} ssh://sandbox@box/workspace\n", zed.display()));
+    let out = ok(&open(&["--ide", "zed", "--folder", "/srv/my app #2"]));
+    assert_eq!(out, format!("{} ssh://sandbox@box/srv/my%20app%20%232\n", zed.display()));
+    let out = ok(&open(&["--ide", "jetbrains"]));
+    assert_eq!(
+        out,
+        "jetbrains-gateway://connect#type=ssh&deploy=false&host=box&port=22&user=sandbox&projectPath=%2Fworkspace\n"
+    );
+
+    let bad = open(&["--ide", "zed", "--folder", "workspace"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("must be an absolute path in the sandbox"), "{}", stderr(&bad));
+    let unknown = open(&["--ide", "vim"]);
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("unknown IDE"), "{}", stderr(&unknown));
+}
+
+#[test]
+fn open_uses_the_folder_saved_in_the_profile() {
+    let home = home_with_profile("box", "remote_folder = \"/home/sandbox/app\"\n");
+    let zed = fake_zed(&home.path().join("fake-bin"));
+    let mut cmd = home.cli(&["open", "box", "--ide", "zed", "--print"]);
+    cmd.env("PATH", zed.parent().unwrap());
+    assert_eq!(ok(&run(cmd, T)), format!("{} ssh://sandbox@box/home/sandbox/app\n", zed.display()));
+
+    let missing = run(home.cli(&["open", "other", "--print"]), T);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("no sandbox named \"other\" is set up here"), "{}", stderr(&missing));
+}

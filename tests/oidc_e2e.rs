@@ -1,0 +1,292 @@
+//! Sign-in end to end on the real topology: node `oidc-provider` issues tokens, Apache with
+//! mod_auth_openidc guards `sandbox-agent`, our CLI signs in through a stand-in browser
+//! (`$BROWSER` + the provider's devInteractions forms), and the real `ssh` runs our
+//! ProxyCommand, which takes (and refreshes) its token from the token store.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use sandbox_tests::oidc::{OidcGateway, Provider, AUDIENCE, CLIENT_ID};
+use sandbox_tests::{eventually, ok, stderr, stdout, wait, Agent, Guard, Home};
+
+const T: Duration = Duration::from_secs(90);
+
+struct World {
+    provider: Provider,
+    /// Where the CLI sends API requests: the gateway, or the agent itself when it stands alone.
+    server: String,
+    _gateway: Option<OidcGateway>,
+    home: Home,
+    _agent: Agent,
+    _workspace: tempfile::TempDir,
+    /// Where the stand-in browser writes the URL it was asked to open.
+    url_file: PathBuf,
+    browser: PathBuf,
+    /// Everything the client side printed, for the no-token-leaks check.
+    transcript: std::cell::RefCell<String>,
+}
+
+impl World {
+    fn new(access_token_ttl: u64) -> World {
+        World::build(access_token_ttl, false)
+    }
+
+    /// No gateway: the agent validates the provider's JWTs itself.
+    fn standalone(access_token_ttl: u64) -> World {
+        World::build(access_token_ttl, true)
+    }
+
+    fn build(access_token_ttl: u64, standalone: bool) -> World {
+        let provider = Provider::start(access_token_ttl);
+        let workspace = tempfile::tempdir().unwrap();
+        let (agent, gateway, server) = if standalone {
+            let flags = ["--oidc-issuer", provider.issuer.as_str(), "--audience", AUDIENCE];
+            let agent = Agent::start(workspace.path(), 0, &flags);
+            let url = agent.url();
+            (agent, None, url)
+        } else {
+            let agent = Agent::start(workspace.path(), 0, &[]);
+            let gateway = OidcGateway::start(agent.port, &provider, AUDIENCE);
+            let url = gateway.url();
+            (agent, Some(gateway), url)
+        };
+        let home = Home::new();
+        let url_file = home.path().join("browser-url");
+        let browser = home.path().join("browser.sh");
+        std::fs::write(
+            &browser,
+            format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}.tmp'\nmv '{0}.tmp' '{0}'\n", url_file.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+        World {
+            provider,
+            server,
+            _gateway: gateway,
+            home,
+            _agent: agent,
+            _workspace: workspace,
+            url_file,
+            browser,
+            transcript: Default::default(),
+        }
+    }
+
+    fn env(&self, mut c: Command) -> Command {
+        c.env("SANDBOX_FORWARD_TOKEN_STORE", "file")
+            .env("BROWSER", &self.browser)
+            .env("SANDBOX_FORWARD_LOG", "sandbox_core=info");
+        c
+    }
+
+    fn cli(&self, args: &[&str]) -> Command {
+        self.env(self.home.cli(args))
+    }
+
+    fn ssh(&self, args: &[&str]) -> Command {
+        self.env(self.home.ssh("ssh", args))
+    }
+
+    fn record(&self, o: &Output) {
+        let mut t = self.transcript.borrow_mut();
+        t.push_str(&stdout(o));
+        t.push_str(&stderr(o));
+    }
+
+    fn spawn(&self, mut c: Command) -> Child {
+        let _ = std::fs::remove_file(&self.url_file);
+        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+
+    /// The URL our CLI asked the browser to open.
+    fn browser_url(&self) -> String {
+        assert!(eventually(T, || self.url_file.exists()), "the CLI never opened the browser");
+        std::fs::read_to_string(&self.url_file).unwrap()
+    }
+
+    /// `ssh-setup` with browser sign-in, the user logging in as `login`.
+    fn setup(&self, name: &str, login: &str) -> Output {
+        let child = self.spawn(self.cli(&[
+            "ssh-setup",
+            name,
+            "--server",
+            &self.server,
+            "--oidc-issuer",
+            &self.provider.issuer,
+            "--client-id",
+            CLIENT_ID,
+        ]));
+        let guard = Guard { child, name: "ssh-setup" };
+        let (status, body) = self.provider.complete_login(&self.browser_url(), login);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(&format!("Signed in as {login}")), "{body}");
+        let o = finish(guard);
+        self.record(&o);
+        o
+    }
+
+    fn run(&self, c: Command) -> Output {
+        let o = sandbox_tests::run(c, T);
+        self.record(&o);
+        o
+    }
+
+    fn tokens(&self, name: &str) -> serde_json::Value {
+        let path = self.home.path().join(format!(".config/sandbox/tokens/{name}.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+}
+
+fn finish(mut guard: Guard) -> Output {
+    // Hand the child to `wait` and leave the guard with nothing to kill.
+    let child = std::mem::replace(&mut guard.child, Command::new("true").spawn().unwrap());
+    wait(child, T)
+}
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            all_files(&p, out)
+        } else {
+            out.push(p)
+        }
+    }
+}
+
+#[test]
+fn sign_in_then_ssh_refreshes_once_for_twenty_parallel_connections() {
+    let w = World::new(4);
+    let o = w.setup("oidc-box", "alice");
+    let out = ok(&o);
+    assert!(out.contains("Signed in as alice"), "{out}");
+    assert_eq!(ok(&w.run(w.ssh(&["oidc-box", "echo ok"]))), "ok\n");
+
+    // The block names the sandbox only; the token lives in the store.
+    let first = w.tokens("oidc-box");
+    let at = first["access_token"].as_str().unwrap().to_owned();
+    let block = std::fs::read_to_string(w.home.path().join(".config/sandbox/ssh_config")).unwrap();
+    assert!(block.contains("proxy --ssh --sandbox oidc-box") && !block.contains(&at), "{block}");
+
+    // The access token expires; twenty ssh at once: all succeed, exactly one refresh, no login.
+    std::thread::sleep(Duration::from_secs(5));
+    let children: Vec<_> = (0..20).map(|i| w.spawn(w.ssh(&["oidc-box", &format!("echo n{i}")]))).collect();
+    let outs: Vec<_> = children.into_iter().map(|c| wait(c, T)).collect();
+    let mut refreshes = 0;
+    for (i, o) in outs.iter().enumerate() {
+        w.record(o);
+        assert_eq!(ok(o), format!("n{i}\n"));
+        refreshes += stderr(o).matches("refreshed the sign-in").count();
+    }
+    assert_eq!(refreshes, 1, "expected exactly one refresh across 20 ProxyCommands");
+    assert!(!w.url_file.exists(), "a ProxyCommand asked for a new browser login");
+    let second = w.tokens("oidc-box");
+    assert_ne!(second["access_token"], first["access_token"]);
+    assert_ne!(second["refresh_token"], first["refresh_token"], "the provider rotates refresh tokens");
+
+    // status knows the sign-in; logout revokes and deletes.
+    let st = ok(&w.run(w.cli(&["status", "oidc-box"])));
+    assert!(st.contains("signed in as alice"), "{st}");
+    let lo = ok(&w.run(w.cli(&["logout", "oidc-box"])));
+    assert!(lo.contains("revoked"), "{lo}\n{}", w.transcript.borrow());
+    let o = w.run(w.ssh(&["oidc-box", "echo after-logout"]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("run `sandbox-forward login oidc-box`"), "{}", stderr(&o));
+
+    // Nowhere the client writes or prints is there a token.
+    let tokens = [&first, &second]
+        .iter()
+        .flat_map(|t| {
+            ["access_token", "refresh_token", "id_token"].map(|k| t[k].as_str().unwrap_or("").to_owned())
+        })
+        .filter(|t| t.len() > 8)
+        .collect::<Vec<_>>();
+    let mut files = Vec::new();
+    all_files(w.home.path(), &mut files);
+    files.retain(|p| !p.starts_with(w.home.path().join(".config/sandbox/tokens")));
+    let transcript = w.transcript.borrow();
+    for t in &tokens {
+        assert!(!transcript.contains(t.as_str()), "a token was printed");
+        for f in &files {
+            let text = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
+            assert!(!text.contains(t.as_str()), "a token is in {}", f.display());
+        }
+    }
+}
+
+#[test]
+fn a_revoked_grant_asks_for_login_again_and_login_fixes_it() {
+    let w = World::new(3);
+    ok(&w.setup("rv", "bob"));
+    assert!(w.provider.revoke_all("bob") >= 1);
+    std::thread::sleep(Duration::from_secs(4));
+    let o = w.run(w.ssh(&["rv", "echo no"]));
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("not signed in to rv") && err.contains("run `sandbox-forward login rv`"), "{err}");
+
+    let child = w.spawn(w.cli(&["login", "rv"]));
+    let guard = Guard { child, name: "login" };
+    let (status, _) = w.provider.complete_login(&w.browser_url(), "bob");
+    assert_eq!(status, 200);
+    assert!(ok(&finish(guard)).contains("Signed in to rv as bob"));
+    assert_eq!(ok(&w.run(w.ssh(&["rv", "echo yes"]))), "yes\n");
+}
+
+/// `url` with query parameter `key` replaced by `value`.
+fn with_param(url: &str, key: &str, value: &str) -> String {
+    let mut url = url::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == key { value.to_owned() } else { v.into_owned() };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.into()
+}
+
+#[test]
+fn tampered_state_iss_and_nonce_are_rejected() {
+    let w = World::new(60);
+    ok(&w.setup("tp", "carol"));
+
+    // Callbacks the provider did not send for this sign-in: a foreign state (CSRF), another
+    // issuer (RFC 9207 mix-up). Each is refused, and the browser is told.
+    for (key, value, complaint) in
+        [("state", "forged", "state does not match"), ("iss", "https://evil.example", "mix-up")]
+    {
+        let child = w.spawn(w.cli(&["login", "tp"]));
+        let guard = Guard { child, name: "login" };
+        let callback = w.provider.authorize_until_callback(&w.browser_url(), "carol");
+        let resp = sandbox_tests::oidc::http().get(&with_param(&callback, key, value)).call().unwrap();
+        assert_eq!(resp.status(), 400, "{key}");
+        let o = finish(guard);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(complaint), "{key}: {}", stderr(&o));
+    }
+
+    // An authorization request whose nonce was swapped on the way: the id_token carries the
+    // wrong nonce and is refused.
+    let child = w.spawn(w.cli(&["login", "tp"]));
+    let guard = Guard { child, name: "login" };
+    let (status, body) =
+        w.provider.complete_login(&with_param(&w.browser_url(), "nonce", "swapped"), "carol");
+    assert_eq!(status, 400, "{body}");
+    let o = finish(guard);
+    assert!(!o.status.success());
+    assert!(stderr(&o).to_lowercase().contains("nonce"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_agent_standing_alone_validates_the_providers_tokens() {
+    let w = World::standalone(60);
+    ok(&w.setup("alone", "dave"));
+    assert_eq!(ok(&w.run(w.ssh(&["alone", "echo alone-ok"]))), "alone-ok\n");
+    // A forged identity header without a token gets nowhere.
+    let o = w.run(w.cli(&["proxy", "--server", &w.server, "--ssh", "--header", "X-Forwarded-Sub=dave"]));
+    assert!(stderr(&o).contains("401 Unauthorized"), "{}", stderr(&o));
+}

@@ -1,0 +1,406 @@
+//! End to end, as a user would: a real `sandbox-agent` behind a real routing service (nginx),
+//! `sandbox-forward ssh-setup`, then the real OpenSSH `ssh`, `scp` and `sftp` through the
+//! written `~/.ssh/config` and our ProxyCommand.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use sandbox_tests::gateway::Gateway;
+use sandbox_tests::{eventually, free_port, ok, run, stderr, stdout, wait, Agent, Guard, Home};
+
+const TOKEN: &str = "good-token-7f3a";
+const T: Duration = Duration::from_secs(60);
+
+/// Agent behind nginx, a home, and a token file: the seed guide's setup.
+struct Setup {
+    home: Home,
+    agent: Agent,
+    gateway: Gateway,
+    _workspace: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let workspace = tempfile::tempdir().unwrap();
+        let agent = Agent::start(workspace.path(), 0, &[]);
+        let gateway = Gateway::start(agent.port, TOKEN, "alice");
+        let home = Home::new();
+        std::fs::create_dir_all(home.path().join(".config/sandbox")).unwrap();
+        std::fs::write(home.path().join(".config/sandbox/token"), format!("{TOKEN}\n")).unwrap();
+        Setup { home, agent, gateway, _workspace: workspace }
+    }
+
+    fn token_file(&self) -> String {
+        self.home.path().join(".config/sandbox/token").display().to_string()
+    }
+
+    fn ssh_setup(&self, name: &str) -> std::process::Output {
+        let url = self.gateway.url();
+        let tf = self.token_file();
+        run(self.home.cli(&["ssh-setup", name, "--server", &url, "--bearer-file", &tf]), T)
+    }
+
+    fn ssh(&self, args: &[&str]) -> std::process::Output {
+        run(self.home.ssh("ssh", args), T)
+    }
+}
+
+fn sha256(path: &std::path::Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    stdout(&out).split_whitespace().next().unwrap().to_owned()
+}
+
+fn random_file(path: &std::path::Path, mib: usize) {
+    let out = Command::new("head").args(["-c", &format!("{}", mib << 20), "/dev/urandom"]).output().unwrap();
+    std::fs::write(path, out.stdout).unwrap();
+}
+
+#[test]
+fn ssh_setup_writes_a_working_host_and_ssh_runs_commands() {
+    let s = Setup::new();
+    let out = ok(&s.ssh_setup("my-sandbox"));
+    assert!(out.contains("Pinned the sandbox's SSH host key"), "{out}");
+    assert!(out.contains("Checked with `ssh -G my-sandbox`"), "{out}");
+
+    // Files: private key 0600 in a 0700 dir; the user's config includes ours.
+    use std::os::unix::fs::PermissionsExt;
+    let keys = s.home.path().join(".config/sandbox/keys");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&keys.join("my-sandbox")), 0o600);
+    assert_eq!(mode(&keys), 0o700);
+    let user_config = std::fs::read_to_string(s.home.ssh_config()).unwrap();
+    assert!(user_config.starts_with("# BEGIN sandbox-forward"), "{user_config}");
+    assert!(!user_config.contains(TOKEN));
+
+    // `ssh -G` resolves our block.
+    let g = ok(&run(s.home.ssh("ssh", &["-G", "my-sandbox"]), T));
+    assert!(g.contains("user sandbox"), "{g}");
+    assert!(g.contains("hostkeyalias my-sandbox"), "{g}");
+    assert!(g.contains("stricthostkeychecking true"), "{g}");
+    assert!(g.contains("proxy --ssh --sandbox my-sandbox"), "{g}");
+
+    let o = s.ssh(&["my-sandbox", "echo ok"]);
+    assert_eq!(ok(&o), "ok\n");
+    let o = s.ssh(&["my-sandbox", "echo to-stderr >&2; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("to-stderr"));
+    let o = s.ssh(&["my-sandbox", "pwd; echo $HOME"]);
+    let ws = std::fs::canonicalize(&s.agent.workspace).unwrap();
+    assert_eq!(ok(&o), format!("{0}\n{0}\n", ws.display()));
+
+    // Re-running rotates the key and ssh still works.
+    let before = std::fs::read(keys.join("my-sandbox.pub")).unwrap();
+    assert!(ok(&s.ssh_setup("my-sandbox")).contains("Rotated"));
+    assert_ne!(std::fs::read(keys.join("my-sandbox.pub")).unwrap(), before);
+    assert_eq!(ok(&s.ssh(&["my-sandbox", "echo again"])), "again\n");
+
+    // status sees everything working; forget removes it all.
+    let st = ok(&run(s.home.cli(&["status", "my-sandbox"]), T));
+    assert!(st.contains("key accepted:  yes"), "{st}");
+    let list = ok(&run(s.home.cli(&["list"]), T));
+    assert_eq!(list, format!("my-sandbox\t{}\n", s.gateway.url()));
+    ok(&run(s.home.cli(&["forget", "my-sandbox"]), T));
+    assert_eq!(ok(&run(s.home.cli(&["list"]), T)), "");
+    assert!(!keys.join("my-sandbox").exists());
+    assert_eq!(std::fs::read_to_string(s.home.ssh_config()).unwrap(), "");
+}
+
+#[test]
+fn interactive_pty_session() {
+    let s = Setup::new();
+    ok(&s.ssh_setup("pty"));
+    let mut child = s
+        .home
+        .ssh("ssh", &["-tt", "pty"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"tty; echo marker-$((6*7)); exit 5\n").unwrap();
+    let o = wait(child, T);
+    drop(stdin);
+    let out = stdout(&o);
+    assert!(out.contains("/dev/pts/"), "{out}");
+    assert!(out.contains("marker-42"), "{out}");
+    assert_eq!(o.status.code(), Some(5));
+}
+
+#[test]
+fn scp_and_sftp_move_64_mib_both_ways_intact() {
+    let s = Setup::new();
+    ok(&s.ssh_setup("files"));
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src.bin");
+    random_file(&src, 64);
+    let want = sha256(&src);
+
+    // scp (SFTP protocol in OpenSSH 9) up and down.
+    ok(&run(s.home.ssh("scp", &[src.to_str().unwrap(), "files:up-scp.bin"]), T));
+    assert_eq!(sha256(&s.agent.workspace.join("up-scp.bin")), want);
+    let back = local.path().join("down-scp.bin");
+    ok(&run(s.home.ssh("scp", &["files:up-scp.bin", back.to_str().unwrap()]), T));
+    assert_eq!(sha256(&back), want);
+
+    // sftp in batch mode.
+    let batch = local.path().join("batch");
+    let back2 = local.path().join("down-sftp.bin");
+    std::fs::write(
+        &batch,
+        format!("put {} up-sftp.bin\nget up-sftp.bin {}\nmkdir d\nls\n", src.display(), back2.display()),
+    )
+    .unwrap();
+    let o = ok(&run(s.home.ssh("sftp", &["-b", batch.to_str().unwrap(), "files"]), T));
+    assert!(o.contains("up-sftp.bin"), "{o}");
+    assert_eq!(sha256(&s.agent.workspace.join("up-sftp.bin")), want);
+    assert_eq!(sha256(&back2), want);
+    assert!(s.agent.workspace.join("d").is_dir());
+}
+
+/// A TCP server "in the pod": answers every connection with a fixed HTTP response.
+fn http_server() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let path = String::from_utf8_lossy(&seen).split_whitespace().nth(1).unwrap_or("").to_owned();
+                let body = format!("hello from the pod: {path}");
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    (port, handle)
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn ssh_dash_l_reaches_a_server_in_the_pod() {
+    let s = Setup::new();
+    ok(&s.ssh_setup("fwd"));
+    let (pod_port, _srv) = http_server();
+    let local = free_port();
+    let spec = format!("{local}:127.0.0.1:{pod_port}");
+    let child = s.home.ssh("ssh", &["-N", "-L", &spec, "fwd"]).stdin(Stdio::null()).spawn().unwrap();
+    let _guard = Guard { child, name: "ssh -L" };
+    assert!(eventually(T, || TcpStream::connect(("127.0.0.1", local)).is_ok()));
+    let resp = http_get(local, "/via-ssh-L");
+    assert!(resp.ends_with("hello from the pod: /via-ssh-L"), "{resp}");
+}
+
+#[test]
+fn proxy_port_serves_100_concurrent_requests() {
+    let s = Setup::new();
+    let (pod_port, _srv) = http_server();
+    let local = free_port();
+    let child = s
+        .home
+        .cli(&[
+            "proxy",
+            "--server",
+            &s.gateway.url(),
+            "--port",
+            &pod_port.to_string(),
+            "--local-port",
+            &local.to_string(),
+            "--bearer-file",
+            &s.token_file(),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Guard { child, name: "proxy --port" };
+    assert!(eventually(T, || TcpStream::connect(("127.0.0.1", local)).is_ok()));
+    let handles: Vec<_> =
+        (0..100).map(|i| std::thread::spawn(move || http_get(local, &format!("/r{i}")))).collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let resp = h.join().unwrap();
+        assert!(resp.ends_with(&format!("hello from the pod: /r{i}")), "{i}: {resp}");
+    }
+}
+
+#[test]
+fn agent_restart_heals_keys_and_a_foreign_host_key_is_refused() {
+    let mut s = Setup::new();
+    ok(&s.ssh_setup("heal"));
+    assert_eq!(ok(&s.ssh(&["heal", "echo one"])), "one\n");
+
+    // The pod restarts: new host key, registered keys gone. The ProxyCommand notices the new
+    // host key over the authenticated API, re-registers our key and re-pins: ssh just works.
+    let port = s.agent.port;
+    let workspace = s.agent.workspace.clone();
+    drop(std::mem::replace(&mut s.agent, Agent::start(&workspace, 0, &[])));
+    s.agent = Agent::start(&workspace, port, &[]);
+    assert_eq!(ok(&s.ssh(&["heal", "echo two"])), "two\n");
+
+    // Another restart, but reached through a ProxyCommand that does not re-pin (the original
+    // tool's form): ssh itself must refuse the unknown host key.
+    drop(std::mem::replace(&mut s.agent, Agent::start(&workspace, 0, &[])));
+    s.agent = Agent::start(&workspace, port, &[]);
+    let legacy = format!(
+        "ProxyCommand={} proxy --ssh --server {} --bearer-file {}",
+        sandbox_tests::bin("sandbox-forward").display(),
+        s.gateway.url(),
+        s.token_file()
+    );
+    let o = s.ssh(&["-o", &legacy, "heal", "echo three"]);
+    assert_ne!(o.status.code(), Some(0));
+    let err = stderr(&o);
+    assert!(
+        err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+            || err.contains("Host key verification failed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_token_and_busy_port_give_one_clear_line() {
+    let s = Setup::new();
+    std::fs::write(s.token_file(), "expired-token\n").unwrap();
+    let o = s.ssh_setup("bad");
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("401 Unauthorized") && err.contains("fresh token"), "{err}");
+    assert!(!err.contains("expired-token"), "token leaked: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!s.home.path().join(".config/sandbox/keys/bad").exists(), "half-written key left");
+    assert!(!s.home.ssh_config().exists(), "ssh config written on failure");
+
+    std::fs::write(s.token_file(), format!("{TOKEN}\n")).unwrap();
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let o = run(
+        s.home.cli(&[
+            "proxy",
+            "--server",
+            &s.gateway.url(),
+            "--port",
+            "8080",
+            "--local-port",
+            &port,
+            "--bearer-file",
+            &s.token_file(),
+        ]),
+        T,
+    );
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(err.contains(&format!("local port {port} is already in use")), "{err}");
+
+    // Nothing listens on the target: the tunnel says so.
+    let o = run(s.home.cli(&["proxy", "--server", "http://127.0.0.1:1", "--ssh"]), T);
+    assert!(stderr(&o).contains("connection refused"), "{}", stderr(&o));
+}
+
+#[test]
+fn saved_forwards_come_up_with_up() {
+    let s = Setup::new();
+    ok(&s.ssh_setup("fw"));
+    let (pod_port, _srv) = http_server();
+    let local = free_port();
+    let (p, l) = (pod_port.to_string(), local.to_string());
+    ok(&run(
+        s.home.cli(&[
+            "forward",
+            "add",
+            "fw",
+            "--port",
+            &p,
+            "--local-port",
+            &l,
+            "--label",
+            "web",
+            "--auto-start",
+        ]),
+        T,
+    ));
+    ok(&run(s.home.cli(&["forward", "add", "fw", "--port", "9229", "--label", "node"]), T));
+    let list = ok(&run(s.home.cli(&["forward", "list", "fw"]), T));
+    // Sorted by remote port (the pod's ephemeral port is above 9229).
+    assert_eq!(
+        list,
+        format!("fw\t127.0.0.1:9229 -> :9229\tnode\nfw\t127.0.0.1:{l} -> :{p}\tweb\tauto-start\n")
+    );
+    let o = run(s.home.cli(&["forward", "add", "fw", "--port", "80"]), T);
+    assert!(stderr(&o).contains("the sandbox allows ports 1024-65535"), "{}", stderr(&o));
+
+    // Re-running ssh-setup keeps the saved forwards.
+    ok(&s.ssh_setup("fw"));
+    let child = s.home.cli(&["up", "fw"]).stdin(Stdio::null()).spawn().unwrap();
+    let _up = Guard { child, name: "up" };
+    assert!(eventually(T, || TcpStream::connect(("127.0.0.1", local)).is_ok()));
+    assert!(http_get(local, "/up").ends_with("hello from the pod: /up"));
+    // Only the auto-start forward runs.
+    assert!(TcpStream::connect(("127.0.0.1", 9229)).is_err());
+
+    ok(&run(s.home.cli(&["forward", "rm", "fw", "--port", "9229"]), T));
+    assert!(!ok(&run(s.home.cli(&["forward", "list"]), T)).contains("9229"));
+}
+
+#[test]
+fn https_with_a_private_ca_needs_ca_file_and_then_works() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &[]);
+    let gateway = Gateway::start_tls(agent.port, TOKEN, "alice");
+    let home = Home::new();
+    let token = home.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let (url, tf) = (gateway.url(), token.display().to_string());
+
+    // Untrusted certificate: one line naming TLS and the fix; nothing written.
+    let o = run(home.cli(&["ssh-setup", "tls", "--server", &url, "--bearer-file", &tf]), T);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("TLS handshake") && err.contains("--ca-file"), "{err}");
+    assert!(!home.ssh_config().exists());
+
+    let ca = gateway.ca.as_ref().unwrap().display().to_string();
+    ok(&run(home.cli(&["ssh-setup", "tls", "--server", &url, "--bearer-file", &tf, "--ca-file", &ca]), T));
+    assert_eq!(ok(&run(home.ssh("ssh", &["tls", "echo over-wss"]), T)), "over-wss\n");
+}
+
+#[test]
+fn proxy_stdio_carries_one_connection_on_stdin_and_stdout() {
+    let s = Setup::new();
+    let (pod_port, _srv) = http_server();
+    let mut child = s
+        .home
+        .cli(&["proxy", "--server", &s.gateway.url(), "--port", &pod_port.to_string(), "--stdio"])
+        .args(["--bearer-file", &s.token_file()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"GET /via-stdio HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // The pod's server answers and closes; the proxy ends without us closing stdin.
+    let o = wait(child, T);
+    drop(stdin);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).ends_with("hello from the pod: /via-stdio"), "{}", stdout(&o));
+}
