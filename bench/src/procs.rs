@@ -1,0 +1,189 @@
+//! Child processes owned by guards (killed by PID on drop), RSS readings, file-descriptor limit.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// A child process killed (SIGKILL) and reaped on drop — also when a run fails half-way.
+pub struct Guard {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Guard {
+    /// Spawns `cmd` with stdin closed and stdout/stderr to `log` (appended).
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Guard> {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
+        Ok(Guard { child, name: name.to_owned() })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails if the process has exited.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("{} exited early ({status})", self.name);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // Kill the process (by PID) and its children (websockify forks one per connection).
+        for pid in descendants(self.child.id()) {
+            // SAFETY: plain syscall on a PID we started (or its child).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Waits until `port` on loopback accepts a connection (the probe connection is closed at
+/// once), while `guard` stays alive.
+pub fn wait_listening(guard: &mut Guard, port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let end = Instant::now() + timeout;
+    loop {
+        guard.check_alive()?;
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > end {
+            bail!("{} did not listen on {addr} within {timeout:?}", guard.name);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// VmRSS of one process, KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok())
+}
+
+/// `pid` and all its descendants.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+            // Fields after the `(comm)`, which may contain spaces.
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+            if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
+                parents.push((p, ppid));
+            }
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let cur = out[i];
+        out.extend(parents.iter().filter(|(_, pp)| *pp == cur).map(|(p, _)| *p));
+        i += 1;
+    }
+    out
+}
+
+/// Summed VmRSS of `pid` and its descendants, KiB (shared pages counted once per process).
+pub fn tree_rss_kib(pid: u32) -> u64 {
+    descendants(pid).into_iter().filter_map(rss_kib).sum()
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (children inherit it); returns the new soft
+/// limit.
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is not `u64` on every target.
+pub fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        let want = lim.rlim_max.min(1 << 20);
+        if lim.rlim_cur < want {
+            let new = libc::rlimit { rlim_cur: want, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &new) == 0 {
+                return want as u64;
+            }
+        }
+        lim.rlim_cur as u64
+    }
+}
+
+/// `program` on `PATH` or in one of `extra` directories.
+pub fn find_tool(program: &str, extra: &[PathBuf]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).chain(extra.iter().cloned()).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+/// Runs `cmd` to completion (stdin closed) with a deadline; kills it (by PID) when it passes.
+pub fn run(mut cmd: Command, timeout: Duration) -> anyhow::Result<Output> {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    wait_output(child, timeout)
+}
+
+/// Waits for a spawned child with a deadline, collecting its output.
+pub fn wait_output(child: Child, timeout: Duration) -> anyhow::Result<Output> {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => Ok(out?),
+        Err(_) => {
+            // SAFETY: plain syscall on a PID we started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            bail!("process {pid} did not finish within {timeout:?}")
+        }
+    }
+}
+
+/// Waits for a spawned child's exit (not for its pipes) with a deadline; kills it when it passes.
+pub fn wait_exit(mut child: Child, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(status) => Ok(status?),
+        Err(_) => {
+            // SAFETY: plain syscall on a PID we started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            bail!("process {pid} did not finish within {timeout:?}")
+        }
+    }
+}
+
+/// Asserts success, with both streams in the error otherwise.
+pub fn ok(o: Output) -> anyhow::Result<String> {
+    if !o.status.success() {
+        bail!(
+            "failed ({}): {}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}

@@ -1,0 +1,398 @@
+//! Results and their Markdown rendering (absolute figures, ratios to direct TCP and to the best
+//! peer, and the targets).
+
+use std::fmt::Write;
+
+use crate::run::Sizes;
+
+/// p50 and p99, microseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+/// Many connections held at once.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub n: usize,
+    pub failures: usize,
+    /// RSS growth per connection of the client-side process (tree), KiB.
+    pub client_kib: Option<f64>,
+    /// RSS growth per connection of the server-side process (tree), KiB.
+    pub server_kib: Option<f64>,
+}
+
+/// One contender's figures; `None` where it failed or was not applicable.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    pub name: String,
+    pub what: String,
+    pub up: Option<f64>,
+    pub down: Option<f64>,
+    pub par_up: Option<f64>,
+    pub par_down: Option<f64>,
+    pub lat1: Option<Stat>,
+    pub lat4k: Option<Stat>,
+    pub setup: Option<Stat>,
+    pub hold: Option<Hold>,
+    pub errors: Vec<String>,
+}
+
+impl Row {
+    pub fn new(name: &str, what: &str) -> Row {
+        Row { name: name.into(), what: what.into(), ..Default::default() }
+    }
+}
+
+/// One way of reaching the agent's SSH server with OpenSSH.
+#[derive(Debug, Clone, Default)]
+pub struct SshRow {
+    pub name: String,
+    pub what: String,
+    /// Median wall time of `ssh NAME true`, ms.
+    pub true_ms: Option<f64>,
+    /// Median wall time of the bulk upload / download, s.
+    pub up_s: Option<f64>,
+    pub down_s: Option<f64>,
+    pub errors: Vec<String>,
+}
+
+/// The machine the run happened on.
+#[derive(Debug, Clone, Default)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory: String,
+    pub kernel: String,
+    pub os: String,
+    pub date: String,
+    pub tools: Vec<String>,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_owned()))
+            .unwrap_or_else(|| "unknown".into());
+        let mem_kib: u64 = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse().ok())
+            .unwrap_or(0);
+        let os = read("/etc/os-release")
+            .lines()
+            .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned()))
+            .unwrap_or_default();
+        let cmd = |p: &str, a: &[&str]| {
+            std::process::Command::new(p)
+                .args(a)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default()
+        };
+        Machine {
+            cpu,
+            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            memory: format!("{:.1} GiB", mem_kib as f64 / (1 << 20) as f64),
+            kernel: cmd("uname", &["-srm"]),
+            os,
+            date: cmd("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            tools: Vec::new(),
+        }
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub machine: Machine,
+    pub smoke: bool,
+    pub sizes: Sizes,
+    pub reps: usize,
+    pub nofile: u64,
+    pub rows: Vec<Row>,
+    pub ssh_rows: Vec<SshRow>,
+    pub notes: Vec<String>,
+}
+
+const DIRECT: &str = "direct TCP";
+const OURS: &str = "ours";
+
+/// Higher is better (`true`) or lower is better.
+fn best_peer<F: Fn(&Row) -> Option<f64>>(rows: &[Row], f: F, higher: bool) -> Option<(f64, String)> {
+    rows.iter()
+        .filter(|r| r.name != DIRECT && r.name != OURS)
+        .filter_map(|r| f(r).map(|v| (v, r.name.clone())))
+        .reduce(|a, b| if (b.0 > a.0) == higher { b } else { a })
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "—".into())
+}
+
+fn ratio(v: Option<f64>, base: Option<f64>) -> String {
+    match (v, base) {
+        (Some(v), Some(b)) if b > 0.0 => format!("{:.2}×", v / b),
+        _ => "—".into(),
+    }
+}
+
+impl Report {
+    fn row(&self, name: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.name == name)
+    }
+
+    /// One metric as a table: value, × direct, × best peer.
+    fn metric_table(
+        &self,
+        out: &mut String,
+        title: &str,
+        unit: &str,
+        higher: bool,
+        f: &dyn Fn(&Row) -> Option<f64>,
+    ) {
+        let direct = self.row(DIRECT).and_then(f);
+        let best = best_peer(&self.rows, f, higher);
+        let _ = writeln!(out, "\n#### {title}\n");
+        let best_name = best.as_ref().map(|b| b.1.as_str()).unwrap_or("none");
+        let _ = writeln!(out, "| contender | {unit} | × direct TCP | × best peer ({best_name}) |");
+        let _ = writeln!(out, "|---|---:|---:|---:|");
+        for r in &self.rows {
+            let v = f(r);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                r.name,
+                fmt_opt(v, 2),
+                ratio(v, direct),
+                ratio(v, best.as_ref().map(|b| b.0))
+            );
+        }
+    }
+
+    /// The whole report as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut o = String::new();
+        let m = &self.machine;
+        let s = &self.sizes;
+        let _ = writeln!(o, "# Benchmarks\n");
+        let _ = writeln!(
+            o,
+            "Written by `scripts/bench.sh`{} — rerun it to reproduce. Every contender runs in the same run, \
+             on loopback, measured by the same load generator (`bench/src/load.rs`, tokio); every byte \
+             moved is checked against a pseudo-random pattern. Peers: websocat, websockify, ssh -L.\n",
+            if self.smoke { " --smoke (tiny sizes: the figures mean nothing)" } else { "" }
+        );
+        let _ = writeln!(
+            o,
+            "**Machine:** {} × {} cores, {} RAM, {} ({}), {}.  ",
+            m.cores, m.cpu, m.memory, m.os, m.kernel, m.date
+        );
+        let _ = writeln!(o, "**Tools:** {}.  ", m.tools.join("; "));
+        let _ = writeln!(
+            o,
+            "**Work:** bulk {} MiB per direction on one connection and over {} parallel connections \
+             (median of {}); ping-pong {} round trips per size; setup {} connections in a row; {} \
+             connections held at once (RLIMIT_NOFILE {}); `ssh true` × {}, ssh bulk {} MiB (median of {}).\n",
+            s.bulk >> 20,
+            s.streams,
+            self.reps,
+            s.latency_iters,
+            s.setup_iters,
+            s.hold,
+            self.nofile,
+            s.ssh_true_iters,
+            s.ssh_bulk >> 20,
+            self.reps
+        );
+        let _ = writeln!(o, "## Contenders\n");
+        for r in &self.rows {
+            let _ = writeln!(o, "- **{}**: {}", r.name, r.what);
+        }
+        let _ = writeln!(o, "\n## Summary (absolute)\n");
+        let _ = writeln!(
+            o,
+            "| contender | up Gbit/s | down Gbit/s | 8× up Gbit/s | 8× down Gbit/s | 1 B RTT p50/p99 µs | 4 KiB RTT p50/p99 µs | setup p50/p99 µs | {} conns failed | RSS/conn client KiB | RSS/conn server KiB |",
+            s.hold
+        );
+        let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let st =
+            |v: Option<Stat>| v.map(|v| format!("{:.0} / {:.0}", v.p50, v.p99)).unwrap_or_else(|| "—".into());
+        for r in &self.rows {
+            let h = r.hold.as_ref();
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.name,
+                fmt_opt(r.up, 2),
+                fmt_opt(r.down, 2),
+                fmt_opt(r.par_up, 2),
+                fmt_opt(r.par_down, 2),
+                st(r.lat1),
+                st(r.lat4k),
+                st(r.setup),
+                h.map(|h| h.failures.to_string()).unwrap_or_else(|| "—".into()),
+                fmt_opt(h.and_then(|h| h.client_kib), 1),
+                fmt_opt(h.and_then(|h| h.server_kib), 1),
+            );
+        }
+        let _ = writeln!(o, "\n## Ratios\n");
+        let _ = writeln!(
+            o,
+            "Ratios are value ÷ reference: above 1 is better for throughput, below 1 is better for times."
+        );
+        self.metric_table(&mut o, "Upload, one connection", "Gbit/s", true, &|r| r.up);
+        self.metric_table(&mut o, "Download, one connection", "Gbit/s", true, &|r| r.down);
+        self.metric_table(&mut o, "Upload, 8 connections", "Gbit/s", true, &|r| r.par_up);
+        self.metric_table(&mut o, "Download, 8 connections", "Gbit/s", true, &|r| r.par_down);
+        self.metric_table(&mut o, "1-byte round trip p50", "µs", false, &|r| r.lat1.map(|s| s.p50));
+        self.metric_table(&mut o, "4 KiB round trip p50", "µs", false, &|r| r.lat4k.map(|s| s.p50));
+        self.metric_table(
+            &mut o,
+            "Connection setup p50 (connect → first byte echoed)",
+            "µs",
+            false,
+            &|r| r.setup.map(|s| s.p50),
+        );
+        self.metric_table(&mut o, "RSS per held connection, client side", "KiB", false, &|r| {
+            r.hold.as_ref().and_then(|h| h.client_kib)
+        });
+
+        if !self.ssh_rows.is_empty() {
+            let direct = self.ssh_rows.iter().find(|r| r.name.starts_with("ssh -p"));
+            let _ = writeln!(o, "\n## OpenSSH to the agent's SSH server\n");
+            let _ = writeln!(
+                o,
+                "The agent's SSH server is the same in every row; only the path to it differs.\n"
+            );
+            let _ = writeln!(
+                o,
+                "| path | `ssh NAME true` p50 ms | × direct | upload {} MiB s | × direct | download {} MiB s | × direct |",
+                s.ssh_bulk >> 20,
+                s.ssh_bulk >> 20
+            );
+            let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|");
+            for r in &self.ssh_rows {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    r.name,
+                    fmt_opt(r.true_ms, 1),
+                    ratio(r.true_ms, direct.and_then(|d| d.true_ms)),
+                    fmt_opt(r.up_s, 2),
+                    ratio(r.up_s, direct.and_then(|d| d.up_s)),
+                    fmt_opt(r.down_s, 2),
+                    ratio(r.down_s, direct.and_then(|d| d.down_s)),
+                );
+            }
+            let _ = writeln!(o);
+            for r in &self.ssh_rows {
+                let _ = writeln!(o, "- **{}**: {}", r.name, r.what);
+            }
+        }
+
+        let _ = writeln!(o, "\n## Targets\n");
+        for (ok, line) in self.targets() {
+            let _ = writeln!(o, "- {} {line}", if ok { "✅" } else { "❌" });
+        }
+        let errors: Vec<_> = self
+            .rows
+            .iter()
+            .flat_map(|r| r.errors.iter().map(move |e| format!("{}: {e}", r.name)))
+            .chain(
+                self.ssh_rows
+                    .iter()
+                    .flat_map(|r| r.errors.iter().map(move |e| format!("ssh via {}: {e}", r.name))),
+            )
+            .collect();
+        if !errors.is_empty() || !self.notes.is_empty() {
+            let _ = writeln!(o, "\n## Failures and notes\n");
+            for e in errors.iter().chain(&self.notes) {
+                let _ = writeln!(o, "- {e}");
+            }
+        }
+        let _ = writeln!(
+            o,
+            "\n## How to read this\n\n\
+             - RSS per connection: growth of VmRSS (`/proc/PID/status`, summed over the process and its \
+             children — websockify forks one process per connection, so its shared pages are counted \
+             once per child) while the connections are held, divided by their number. Client side = the \
+             local listener process; server side = the WebSocket server (for ours and ssh -L: \
+             `sandbox-agent`, which also dials the target).\n\
+             - No `sshd` is involved: `ssh -L` and `ssh -p` talk to the agent's embedded SSH server.\n\
+             - All processes share the same cores as the load generator and the target server, as they \
+             would on a laptop."
+        );
+        o
+    }
+
+    /// The issue's targets for ours: `(met, description)`.
+    pub fn targets(&self) -> Vec<(bool, String)> {
+        let mut t = Vec::new();
+        let Some(ours) = self.row(OURS) else { return t };
+        let direct = self.row(DIRECT);
+        for (label, f) in
+            [("upload", (|r: &Row| r.up) as fn(&Row) -> Option<f64>), ("download", |r: &Row| r.down)]
+        {
+            if let (Some(v), Some((b, bn))) = (f(ours), best_peer(&self.rows, f, true)) {
+                t.push((
+                    v >= 1.2 * b,
+                    format!("{label} ≥ 1.2× best peer: {v:.2} vs {bn} {b:.2} Gbit/s = {:.2}×", v / b),
+                ));
+            }
+            if let (Some(v), Some(d)) = (f(ours), direct.and_then(f)) {
+                t.push((
+                    v >= 0.5 * d,
+                    format!("{label} ≥ 0.5× direct TCP: {v:.2} vs {d:.2} Gbit/s = {:.2}×", v / d),
+                ));
+            }
+        }
+        for (label, f) in [
+            ("1 B", (|r: &Row| r.lat1.map(|s| s.p50)) as fn(&Row) -> Option<f64>),
+            ("4 KiB", |r: &Row| r.lat4k.map(|s| s.p50)),
+        ] {
+            if let (Some(v), Some((b, bn))) = (f(ours), best_peer(&self.rows, f, false)) {
+                t.push((v <= b, format!("{label} round trip p50 ≤ best peer: {v:.0} µs vs {bn} {b:.0} µs")));
+            }
+        }
+        if let Some(h) = &ours.hold {
+            let kib = h.client_kib.unwrap_or(f64::INFINITY);
+            t.push((
+                h.failures == 0 && kib <= 64.0,
+                format!(
+                    "{} connections: {} failures, {:.1} KiB RSS each client side (agent: {} KiB) — want 0 and ≤ 64 KiB",
+                    h.n,
+                    h.failures,
+                    kib,
+                    fmt_opt(h.server_kib, 1)
+                ),
+            ));
+        }
+        let direct_ssh = self.ssh_rows.iter().find(|r| r.name.starts_with("ssh -p"));
+        let ours_ssh = self.ssh_rows.iter().find(|r| r.name == OURS);
+        if let (Some(d), Some(o)) = (direct_ssh, ours_ssh) {
+            for (label, dv, ov) in [("upload", d.up_s, o.up_s), ("download", d.down_s, o.down_s)] {
+                if let (Some(dv), Some(ov)) = (dv, ov) {
+                    let r = dv / ov;
+                    t.push((
+                        r >= 0.9,
+                        format!(
+                            "ssh bulk {label} ≥ 0.9× direct `ssh -p` speed: {r:.2}× ({ov:.2} s vs {dv:.2} s)"
+                        ),
+                    ));
+                }
+            }
+            if let (Some(dv), Some(ov)) = (d.true_ms, o.true_ms) {
+                let r = ov / dv;
+                t.push((
+                    r <= 1.15,
+                    format!("`ssh NAME true` ≤ 1.15× direct: {r:.2}× ({ov:.1} ms vs {dv:.1} ms)"),
+                ));
+            }
+        }
+        t
+    }
+}

@@ -1,0 +1,620 @@
+//! The orchestrator: starts the agent, the target server and every contender, measures each with
+//! the same load generator, and collects a [`Report`].
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::load::{self, Direction};
+use crate::procs::{self, Guard};
+use crate::report::{Hold, Machine, Report, Row, SshRow, Stat};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Tiny sizes; every error fails the run.
+    pub smoke: bool,
+    /// Directory holding `sandbox-forward` and `sandbox-agent`.
+    pub bin_dir: PathBuf,
+    /// Extra directories to look for `websocat` etc. in (besides `PATH`).
+    pub tool_dirs: Vec<PathBuf>,
+    /// Repetitions of each bulk measurement (the median is reported).
+    pub reps: usize,
+}
+
+/// Amounts of work per contender.
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    pub bulk: u64,
+    pub streams: usize,
+    pub latency_iters: usize,
+    pub setup_iters: usize,
+    pub hold: usize,
+    pub ssh_true_iters: usize,
+    pub ssh_bulk: u64,
+}
+
+impl Sizes {
+    pub fn for_mode(smoke: bool) -> Sizes {
+        if smoke {
+            Sizes {
+                bulk: 4 << 20,
+                streams: 8,
+                latency_iters: 50,
+                setup_iters: 10,
+                hold: 50,
+                ssh_true_iters: 2,
+                ssh_bulk: 2 << 20,
+            }
+        } else {
+            Sizes {
+                bulk: 1 << 30,
+                streams: 8,
+                latency_iters: 5000,
+                setup_iters: 300,
+                hold: 1000,
+                ssh_true_iters: 20,
+                ssh_bulk: 1 << 30,
+            }
+        }
+    }
+}
+
+const NAME: &str = "bench";
+
+struct Env {
+    opts: Options,
+    sizes: Sizes,
+    rt: tokio::runtime::Runtime,
+    dir: PathBuf,
+    log: PathBuf,
+    target_port: u16,
+    agent: Guard,
+    agent_port: u16,
+    ssh_port: u16,
+    home: PathBuf,
+    ssh: Option<PathBuf>,
+    websocat: Option<PathBuf>,
+    websockify: Option<PathBuf>,
+}
+
+/// A contender set up and forwarding `127.0.0.1:port` to the target.
+struct Running {
+    port: u16,
+    client_pid: Option<u32>,
+    server_pid: Option<u32>,
+    _guards: Vec<Guard>,
+}
+
+/// Runs everything.
+pub fn run(opts: Options) -> anyhow::Result<Report> {
+    let nofile = procs::raise_nofile();
+    let sizes = Sizes::for_mode(opts.smoke);
+    let tmp = tempfile::Builder::new().prefix("sandbox-bench-").tempdir()?;
+    let dir = tmp.path().to_owned();
+    let log = dir.join("processes.log");
+    let result = run_in(opts, sizes, &dir, &log, nofile);
+    if result.is_err() {
+        if let Ok(text) = std::fs::read_to_string(&log) {
+            let tail: Vec<_> = text.lines().rev().take(40).collect();
+            eprintln!("--- last lines of the processes' log ---");
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+    result
+}
+
+fn run_in(opts: Options, sizes: Sizes, dir: &Path, log: &Path, nofile: u64) -> anyhow::Result<Report> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let target_port = listener.local_addr()?.port();
+    rt.spawn(load::serve(listener));
+
+    for bin in ["sandbox-forward", "sandbox-agent"] {
+        let p = opts.bin_dir.join(bin);
+        anyhow::ensure!(
+            p.is_file(),
+            "{} not built (cargo build -p sandbox-forward -p sandbox-agent)",
+            p.display()
+        );
+    }
+    let workspace = dir.join("workspace");
+    let home = dir.join("home");
+    std::fs::create_dir_all(&workspace)?;
+    std::fs::create_dir_all(&home)?;
+    let agent_port = procs::free_port();
+    let mut cmd = Command::new(opts.bin_dir.join("sandbox-agent"));
+    cmd.arg("--api-addr").arg(format!("127.0.0.1:{agent_port}")).arg("--workspace").arg(&workspace);
+    cmd.arg("--dev-mode");
+    let mut agent = Guard::spawn("sandbox-agent", cmd, log)?;
+    procs::wait_listening(&mut agent, agent_port, Duration::from_secs(20))?;
+    let ssh_port = ssh_port(agent_port)?;
+
+    let tool = |name: &str| procs::find_tool(name, &opts.tool_dirs);
+    let ssh = tool("ssh");
+    if ssh.is_some() {
+        let mut c = Command::new(opts.bin_dir.join("sandbox-forward"));
+        c.args(["ssh-setup", NAME, "--server", &format!("http://127.0.0.1:{agent_port}")]);
+        c.env("HOME", &home).env_remove("SANDBOX_FORWARD_LOG");
+        procs::ok(procs::run(c, Duration::from_secs(60))?).context("sandbox-forward ssh-setup")?;
+    }
+    let env = Env {
+        websocat: tool("websocat"),
+        websockify: tool("websockify"),
+        ssh,
+        opts,
+        sizes,
+        rt,
+        dir: dir.to_owned(),
+        log: log.to_owned(),
+        target_port,
+        agent,
+        agent_port,
+        ssh_port,
+        home,
+    };
+    let mut report = Report {
+        machine: Machine::detect(),
+        smoke: env.opts.smoke,
+        sizes: env.sizes.clone(),
+        reps: env.opts.reps,
+        nofile,
+        rows: Vec::new(),
+        ssh_rows: Vec::new(),
+        notes: Vec::new(),
+    };
+    report.machine.tools = tool_versions(&env);
+
+    let contenders: [(&str, &str); 5] = [
+        ("direct TCP", "no tunnel: the physical limit"),
+        ("ours", "`sandbox-forward proxy --port` → `sandbox-agent`"),
+        ("websocat", "`websocat tcp-l: ws://` → `websocat ws-l: tcp:`"),
+        ("websockify", "`websocat` client → `websockify` (Debian)"),
+        ("ssh -L", "OpenSSH `ssh -L` → the agent's embedded SSH server"),
+    ];
+    for (name, what) in contenders {
+        eprintln!("== {name}");
+        let running = match start(&env, name) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                let note = format!("{name}: skipped, its tool is not installed (run scripts/bench.sh)");
+                eprintln!("{note}");
+                report.notes.push(note);
+                continue;
+            }
+            Err(e) => {
+                let mut row = Row::new(name, what);
+                row.errors.push(format!("could not start: {e:#}"));
+                report.rows.push(row);
+                continue;
+            }
+        };
+        let row = measure(&env, name, what, &running);
+        drop(running);
+        report.rows.push(row);
+    }
+    if env.ssh.is_some() {
+        let variants: &[(&str, &str)] = &[
+            ("ssh -p (direct)", "`ssh -p PORT` straight to the agent's SSH port"),
+            ("ours", "ProxyCommand `sandbox-forward proxy --ssh --sandbox NAME`"),
+            ("websocat", "ProxyCommand `websocat -b ws://AGENT/api/port-forward?port=SSH`"),
+        ];
+        for (name, what) in variants {
+            if *name == "websocat" && env.websocat.is_none() {
+                continue;
+            }
+            eprintln!("== ssh via {name}");
+            report.ssh_rows.push(measure_ssh(&env, name, what));
+        }
+    } else {
+        report.notes.push("ssh: skipped, OpenSSH client not installed".into());
+    }
+    let _ = (&env.dir, &env.log, env.agent.pid());
+    if env.opts.smoke {
+        let mut failures = Vec::new();
+        for r in &report.rows {
+            failures.extend(r.errors.iter().map(|e| format!("{}: {e}", r.name)));
+        }
+        for r in &report.ssh_rows {
+            failures.extend(r.errors.iter().map(|e| format!("ssh via {}: {e}", r.name)));
+        }
+        if !failures.is_empty() {
+            bail!("smoke run failed:\n  {}", failures.join("\n  "));
+        }
+    }
+    Ok(report)
+}
+
+/// `GET /api/ssh-port` on the dev-mode agent.
+fn ssh_port(agent_port: u16) -> anyhow::Result<u16> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", agent_port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(b"GET /api/ssh-port HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).context("no HTTP body")?;
+    let v: serde_json::Value =
+        serde_json::from_str(body.trim()).with_context(|| format!("ssh-port body {body:?}"))?;
+    let port = v.get("port").and_then(|p| p.as_u64()).context("no port in /api/ssh-port")?;
+    Ok(port as u16)
+}
+
+/// A WebSocket server contender (`server`, given its listen port by `args`) with a websocat
+/// client in front of it, as the peers are run.
+fn ws_server_behind_websocat(
+    env: &Env,
+    websocat: &Path,
+    label: &'static str,
+    server: &Path,
+    args: impl FnOnce(&mut Command, u16),
+) -> anyhow::Result<Running> {
+    let wait = Duration::from_secs(20);
+    let ws_port = procs::free_port();
+    let mut c = Command::new(server);
+    args(&mut c, ws_port);
+    let mut server = Guard::spawn(label, c, &env.log)?;
+    procs::wait_listening(&mut server, ws_port, wait)?;
+    let local = procs::free_port();
+    let mut c = Command::new(websocat);
+    c.args(["-b", &format!("tcp-l:127.0.0.1:{local}"), &format!("ws://127.0.0.1:{ws_port}/")]);
+    let mut client = Guard::spawn("websocat (client)", c, &env.log)?;
+    procs::wait_listening(&mut client, local, wait)?;
+    Ok(Running {
+        port: local,
+        client_pid: Some(client.pid()),
+        server_pid: Some(server.pid()),
+        _guards: vec![client, server],
+    })
+}
+
+fn start(env: &Env, name: &str) -> anyhow::Result<Option<Running>> {
+    let target = format!("127.0.0.1:{}", env.target_port);
+    let wait = Duration::from_secs(20);
+    Ok(Some(match name {
+        "direct TCP" => {
+            Running { port: env.target_port, client_pid: None, server_pid: None, _guards: vec![] }
+        }
+        "ours" => {
+            let local = procs::free_port();
+            let mut c = Command::new(env.opts.bin_dir.join("sandbox-forward"));
+            c.args(["proxy", "--server", &format!("http://127.0.0.1:{}", env.agent_port)]);
+            c.args(["--port", &env.target_port.to_string(), "--local-port", &local.to_string()]);
+            c.env("HOME", &env.home).env_remove("SANDBOX_FORWARD_LOG");
+            let mut g = Guard::spawn("sandbox-forward proxy", c, &env.log)?;
+            procs::wait_listening(&mut g, local, wait)?;
+            Running {
+                port: local,
+                client_pid: Some(g.pid()),
+                server_pid: Some(env.agent.pid()),
+                _guards: vec![g],
+            }
+        }
+        "websocat" => {
+            let Some(ws) = &env.websocat else { return Ok(None) };
+            ws_server_behind_websocat(env, ws, "websocat (server)", ws, |c, ws_port| {
+                c.args(["-b", &format!("ws-l:127.0.0.1:{ws_port}"), &format!("tcp:{target}")]);
+            })?
+        }
+        "websockify" => {
+            let (Some(ws), Some(wsfy)) = (&env.websocat, &env.websockify) else { return Ok(None) };
+            ws_server_behind_websocat(env, ws, "websockify", wsfy, |c, ws_port| {
+                c.arg(format!("127.0.0.1:{ws_port}")).arg(&target);
+            })?
+        }
+        "ssh -L" => {
+            if env.ssh.is_none() {
+                return Ok(None);
+            }
+            let local = procs::free_port();
+            let mut c = ssh_base(env, "ssh -p (direct)");
+            c.args([
+                "-N",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-L",
+                &format!("127.0.0.1:{local}:{target}"),
+                NAME,
+            ]);
+            let mut g = Guard::spawn("ssh -L", c, &env.log)?;
+            procs::wait_listening(&mut g, local, wait)?;
+            Running {
+                port: local,
+                client_pid: Some(g.pid()),
+                server_pid: Some(env.agent.pid()),
+                _guards: vec![g],
+            }
+        }
+        other => bail!("unknown contender {other}"),
+    }))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn percentiles(mut v: Vec<Duration>) -> Stat {
+    v.sort();
+    let at = |p: f64| v[((p / 100.0) * (v.len() - 1) as f64).round() as usize].as_secs_f64() * 1e6;
+    Stat { p50: at(50.0), p99: at(99.0) }
+}
+
+fn gbit(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 * 8.0 / d.as_secs_f64() / 1e9
+}
+
+fn measure(env: &Env, name: &str, what: &str, running: &Running) -> Row {
+    let mut row = Row::new(name, what);
+    let addr = SocketAddr::from(([127, 0, 0, 1], running.port));
+    let s = &env.sizes;
+    let reps = env.opts.reps.max(1);
+    let rt = &env.rt;
+    let each = s.bulk / s.streams as u64;
+    let mut record = |what: &str, r: anyhow::Result<f64>| match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            eprintln!("  {what}: FAILED {e:#}");
+            row.errors.push(format!("{what}: {e:#}"));
+            None
+        }
+    };
+    let bulk = |dir| -> anyhow::Result<f64> {
+        let mut v = Vec::new();
+        for _ in 0..reps {
+            v.push(gbit(s.bulk, rt.block_on(load::bulk(addr, dir, s.bulk))?));
+        }
+        Ok(median(v))
+    };
+    let par = |dir| -> anyhow::Result<f64> {
+        let mut v = Vec::new();
+        for _ in 0..reps {
+            v.push(gbit(each * s.streams as u64, rt.block_on(load::parallel(addr, dir, s.streams, each))?));
+        }
+        Ok(median(v))
+    };
+    let up = record("upload", bulk(Direction::Up));
+    let down = record("download", bulk(Direction::Down));
+    let par_up = record("8-stream upload", par(Direction::Up));
+    let par_down = record("8-stream download", par(Direction::Down));
+    eprintln!("  Gbit/s up {up:.2?} down {down:.2?} 8×up {par_up:.2?} 8×down {par_down:.2?}");
+    let warm = (s.latency_iters / 10).max(5);
+    let lat = |size| rt.block_on(load::pingpong(addr, size, s.latency_iters, warm)).map(percentiles);
+    let lat1 = lat(1);
+    let lat4k = lat(4096);
+    let setup = rt.block_on(load::setup(addr, s.setup_iters)).map(percentiles);
+    let mut errs = Vec::new();
+    let mut keep = |what: &str, r: anyhow::Result<Stat>| match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errs.push(format!("{what}: {e:#}"));
+            None
+        }
+    };
+    let (lat1, lat4k, setup) =
+        (keep("1 B ping-pong", lat1), keep("4 KiB ping-pong", lat4k), keep("setup", setup));
+    row.errors.extend(errs);
+    row.up = up;
+    row.down = down;
+    row.par_up = par_up;
+    row.par_down = par_down;
+    row.lat1 = lat1;
+    row.lat4k = lat4k;
+    row.setup = setup;
+    eprintln!("  µs p50/p99: 1 B {lat1:?} 4 KiB {lat4k:?} setup {setup:?}");
+
+    // Many connections held at once.
+    std::thread::sleep(Duration::from_millis(300));
+    let rss = |pid: Option<u32>| pid.map(procs::tree_rss_kib);
+    let (client0, server0) = (rss(running.client_pid), rss(running.server_pid));
+    let held = rt.block_on(load::open_many(addr, s.hold, 64));
+    std::thread::sleep(Duration::from_millis(500));
+    let (client1, server1) = (rss(running.client_pid), rss(running.server_pid));
+    let opened = held.conns.len();
+    let mut failures = held.errors;
+    failures.extend(rt.block_on(load::ping_all(held.conns)));
+    let per = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) if opened > 0 => Some((b as f64 - a as f64) / opened as f64),
+        _ => None,
+    };
+    row.hold = Some(Hold {
+        n: s.hold,
+        failures: failures.len(),
+        client_kib: per(client0, client1),
+        server_kib: per(server0, server1),
+    });
+    eprintln!("  {} connections: {} failed; RSS KiB/conn {:?}", s.hold, failures.len(), row.hold);
+    if let Some(first) = failures.first() {
+        row.errors.push(format!("{} of {} held connections failed, first: {first}", failures.len(), s.hold));
+    }
+    // Let the contender tear the connections down before the next one starts.
+    std::thread::sleep(Duration::from_millis(300));
+    row
+}
+
+fn ssh_base(env: &Env, variant: &str) -> Command {
+    let mut c = Command::new(env.ssh.as_deref().expect("ssh present"));
+    c.arg("-F").arg(env.home.join(".ssh/config"));
+    c.args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]);
+    c.env("HOME", &env.home).env_remove("SANDBOX_FORWARD_LOG");
+    match variant {
+        "ssh -p (direct)" => {
+            c.args(["-o", "ProxyCommand=none", "-o", "HostName=127.0.0.1", "-p", &env.ssh_port.to_string()]);
+        }
+        "websocat" => {
+            let ws = env.websocat.as_deref().expect("websocat present");
+            c.arg("-o").arg(format!(
+                "ProxyCommand={} -b ws://127.0.0.1:{}/api/port-forward?port={}",
+                ws.display(),
+                env.agent_port,
+                env.ssh_port
+            ));
+        }
+        _ => {}
+    }
+    c
+}
+
+fn measure_ssh(env: &Env, name: &str, what: &str) -> SshRow {
+    let mut row = SshRow { name: name.into(), what: what.into(), ..Default::default() };
+    let s = &env.sizes;
+    let timeout = Duration::from_secs(300);
+    // `ssh NAME true`: one warm-up, then timed runs.
+    let mut times = Vec::new();
+    for i in 0..=s.ssh_true_iters {
+        let mut c = ssh_base(env, name);
+        c.args([NAME, "true"]);
+        let t0 = Instant::now();
+        match ssh_exit(env, c, timeout) {
+            Ok(_) if i > 0 => times.push(t0.elapsed()),
+            Ok(_) => {}
+            Err(e) => {
+                row.errors.push(format!("ssh true: {e:#}"));
+                break;
+            }
+        }
+    }
+    if !times.is_empty() && row.errors.is_empty() {
+        row.true_ms = Some(percentiles(times).p50 / 1000.0);
+    }
+    let reps = env.opts.reps.max(1);
+    let mut ups = Vec::new();
+    let mut downs = Vec::new();
+    for _ in 0..reps {
+        match ssh_upload(env, name, s.ssh_bulk, timeout) {
+            Ok(d) => ups.push(d.as_secs_f64()),
+            Err(e) => row.errors.push(format!("ssh upload: {e:#}")),
+        }
+        match ssh_download(env, name, s.ssh_bulk, timeout) {
+            Ok(d) => downs.push(d.as_secs_f64()),
+            Err(e) => row.errors.push(format!("ssh download: {e:#}")),
+        }
+    }
+    row.up_s = (!ups.is_empty()).then(|| median(ups));
+    row.down_s = (!downs.is_empty()).then(|| median(downs));
+    eprintln!(
+        "  true {:?} ms; {} bytes up {:?} s, down {:?} s",
+        row.true_ms, s.ssh_bulk, row.up_s, row.down_s
+    );
+    for e in &row.errors {
+        eprintln!("  FAILED {e}");
+    }
+    row
+}
+
+/// ssh's stderr goes to the log file, not a pipe: a ProxyCommand inherits it, and the time that
+/// counts is ssh's exit, not the moment the ProxyCommand (which ssh does not wait for) is gone.
+fn ssh_stderr(env: &Env) -> anyhow::Result<Stdio> {
+    Ok(std::fs::OpenOptions::new().create(true).append(true).open(&env.log)?.into())
+}
+
+/// Runs an ssh command with stdout discarded; returns when ssh itself has exited.
+fn ssh_exit(env: &Env, mut c: Command, timeout: Duration) -> anyhow::Result<()> {
+    let child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(ssh_stderr(env)?).spawn()?;
+    let status = procs::wait_exit(child, timeout)?;
+    anyhow::ensure!(status.success(), "ssh exited with {status} (see the log)");
+    Ok(())
+}
+
+/// `ssh NAME 'wc -c'` fed `len` pattern bytes; checks the checksum against ours.
+fn ssh_upload(env: &Env, name: &str, len: u64, timeout: Duration) -> anyhow::Result<Duration> {
+    let mut c = ssh_base(env, name);
+    c.args([NAME, "wc -c"]);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(ssh_stderr(env)?);
+    let t0 = Instant::now();
+    let mut child = c.spawn()?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let mut stdout = child.stdout.take().context("stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        stdout.read_to_string(&mut out).map(|_| out)
+    });
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut off = 0u64;
+        while off < len {
+            let n = (len - off).min(load::CHUNK as u64) as usize;
+            stdin.write_all(load::pattern_at(off, n))?;
+            off += n as u64;
+        }
+        Ok(())
+    });
+    let status = procs::wait_exit(child, timeout)?;
+    let took = t0.elapsed();
+    anyhow::ensure!(status.success(), "ssh exited with {status}");
+    writer.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    let out = reader.join().map_err(|_| anyhow::anyhow!("reader panicked"))??;
+    let got: u64 = out.trim().parse().with_context(|| format!("wc said {out:?}"))?;
+    anyhow::ensure!(got == len, "sent {len} bytes, the remote end counted {got}");
+    Ok(took)
+}
+
+/// `ssh NAME 'head -c LEN /dev/zero'`; counts and checks what arrives.
+fn ssh_download(env: &Env, name: &str, len: u64, timeout: Duration) -> anyhow::Result<Duration> {
+    let mut c = ssh_base(env, name);
+    c.args([NAME, &format!("head -c {len} /dev/zero")]);
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(ssh_stderr(env)?);
+    let t0 = Instant::now();
+    let mut child = c.spawn()?;
+    let pid = child.id();
+    let mut stdout = child.stdout.take().context("stdout")?;
+    let watchdog = std::thread::spawn(move || {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: plain syscall on a PID we started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let mut buf = vec![0u8; load::CHUNK];
+    let (mut got, mut zeros) = (0u64, true);
+    loop {
+        let n = stdout.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        zeros &= buf[..n].iter().all(|b| *b == 0);
+        got += n as u64;
+    }
+    let status = child.wait()?;
+    let took = t0.elapsed();
+    let _ = watchdog.join();
+    anyhow::ensure!(status.success(), "ssh exited with {status}");
+    anyhow::ensure!(got == len && zeros, "expected {len} zero bytes, got {got} (all zero: {zeros})");
+    Ok(took)
+}
+
+fn tool_versions(env: &Env) -> Vec<String> {
+    let mut out = Vec::new();
+    let first_line = |mut c: Command| -> Option<String> {
+        let o = procs::run(std::mem::replace(&mut c, Command::new("true")), Duration::from_secs(10)).ok()?;
+        let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+        String::from_utf8_lossy(&text).lines().next().map(|l| l.trim().to_owned())
+    };
+    if let Some(ws) = &env.websocat {
+        let mut c = Command::new(ws);
+        c.arg("--version");
+        out.extend(first_line(c));
+    }
+    if env.websockify.is_some() {
+        let mut c = Command::new("dpkg-query");
+        c.args(["-W", "-f", "websockify ${Version}", "websockify"]);
+        out.push(first_line(c).unwrap_or_else(|| "websockify".into()));
+    }
+    if let Some(ssh) = &env.ssh {
+        let mut c = Command::new(ssh);
+        c.arg("-V");
+        out.extend(first_line(c));
+    }
+    let mut c = Command::new("rustc");
+    c.arg("-V");
+    out.extend(first_line(c));
+    out
+}

@@ -1,0 +1,24 @@
+//! The CI smoke of the benchmark: tiny sizes, every contender whose tool is installed, every
+//! byte checked. Ours and direct TCP always run. Needs `cargo build --workspace --bins` first.
+
+use std::path::{Path, PathBuf};
+
+use sandbox_bench::run::{run, Options};
+
+#[test]
+fn every_contender_moves_correct_bytes() {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..").to_owned();
+    // scripts/bench.sh installs websocat here.
+    let tools: Vec<PathBuf> = bin_dir.parent().map(|t| t.join("tools/bin")).into_iter().collect();
+    let report = run(Options { smoke: true, bin_dir, tool_dirs: tools, reps: 1 }).expect("smoke run");
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    let names: Vec<_> = report.rows.iter().map(|r| r.name.as_str()).collect();
+    assert!(names.contains(&"direct TCP") && names.contains(&"ours"), "{names:?}");
+    let ours = report.rows.iter().find(|r| r.name == "ours").unwrap();
+    assert!(ours.up.is_some() && ours.down.is_some() && ours.lat1.is_some() && ours.setup.is_some());
+    assert_eq!(ours.hold.as_ref().map(|h| h.failures), Some(0));
+    println!("{}", report.markdown());
+}
