@@ -36,6 +36,9 @@ pub enum AuthMode {
         /// Required `aud` of access tokens.
         audience: String,
     },
+    /// Standalone with one static bearer token (a local sandbox only its owner may use, like the
+    /// desktop app's demo). The subject is `local`.
+    Token(String),
 }
 
 impl Default for AuthMode {
@@ -64,6 +67,7 @@ pub struct AgentConfig {
 pub async fn run(api: TcpListener, config: AgentConfig, shutdown: CancellationToken) -> std::io::Result<()> {
     let auth = match &config.auth {
         AuthMode::ForwardedHeaders { dev_mode } => Authenticator::ForwardedHeaders { dev_mode: *dev_mode },
+        AuthMode::Token(token) => Authenticator::Token(token.as_str().into()),
         AuthMode::Oidc { issuer, audience } => {
             let validator = JwtValidator::new(issuer, audience)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;

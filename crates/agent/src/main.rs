@@ -29,6 +29,10 @@ struct Args {
     /// The `aud` access tokens must carry (with --oidc-issuer).
     #[arg(long, value_name = "AUD", requires = "oidc_issuer")]
     audience: Option<String>,
+    /// Require `Authorization: Bearer <token>` with the token in this file (first line), e.g. for
+    /// a sandbox on loopback that only its owner may use. Not with --oidc-issuer or --dev-mode.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["oidc_issuer", "dev_mode"])]
+    token_file: Option<PathBuf>,
     /// Turn off the embedded SSH server and its endpoints.
     #[arg(long)]
     no_ssh: bool,
@@ -56,7 +60,20 @@ async fn main() -> anyhow::Result<()> {
             sandbox_agent::http::JwtValidator::new(&issuer, &audience)?;
             AuthMode::Oidc { issuer, audience }
         }
-        _ => AuthMode::ForwardedHeaders { dev_mode: args.dev_mode },
+        _ => match &args.token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read --token-file {}: {e}", path.display()))?;
+                let token = text.lines().next().unwrap_or("").trim().to_owned();
+                anyhow::ensure!(
+                    !token.is_empty(),
+                    "--token-file {} is empty; write a token into it",
+                    path.display()
+                );
+                AuthMode::Token(token)
+            }
+            None => AuthMode::ForwardedHeaders { dev_mode: args.dev_mode },
+        },
     };
     let workspace = std::fs::canonicalize(&args.workspace)
         .map_err(|e| anyhow::anyhow!("workspace {}: {e}", args.workspace.display()))?;
@@ -73,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         AuthMode::Oidc { issuer, audience } => {
             tracing::info!(issuer = %issuer, audience = %audience, "validating bearer tokens (OIDC)")
         }
+        AuthMode::Token(_) => tracing::info!("requiring the bearer token from --token-file"),
     }
     // Tests and scripts read this first line to learn the port.
     let mut out = std::io::stdout();

@@ -49,6 +49,9 @@ pub enum Authenticator {
     },
     /// Validate `Authorization: Bearer <JWT>` ourselves; `X-Forwarded-*` is ignored.
     Bearer(JwtValidator),
+    /// One static bearer token (a local sandbox only its owner may use, such as the app's demo);
+    /// the subject is `local`.
+    Token(std::sync::Arc<str>),
 }
 
 /// Why a request has no identity; [`Rejection::response`] is what the client sees.
@@ -89,13 +92,44 @@ impl Authenticator {
                 Identity::from_headers(headers, *dev_mode).ok_or(Rejection::MissingHeaders)
             }
             Authenticator::Bearer(validator) => validator.identify(headers).await.map_err(Rejection::Bearer),
+            Authenticator::Token(expected) => {
+                let given = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or("");
+                if given.is_empty() {
+                    Err(Rejection::Bearer(JwtError::MissingToken))
+                } else if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+                    Ok(Identity { sub: "local".into(), user: None, groups: Vec::new() })
+                } else {
+                    Err(Rejection::Bearer(JwtError::Invalid("not this sandbox's token")))
+                }
+            }
         }
     }
+}
+
+/// Compares without an early exit, so response timing does not reveal a prefix of the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_static_token_admits_only_its_holder() {
+        let auth = Authenticator::Token("s3cret-token".into());
+        let mut headers = HeaderMap::new();
+        assert_eq!(auth.identify(&headers).await, Err(Rejection::Bearer(JwtError::MissingToken)));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret-tokem"));
+        assert!(matches!(auth.identify(&headers).await, Err(Rejection::Bearer(JwtError::Invalid(_)))));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret-token"));
+        headers.insert(FORWARDED_SUB, HeaderValue::from_static("mallory"));
+        assert_eq!(auth.identify(&headers).await.unwrap().sub, "local");
+    }
 
     #[test]
     fn subject_required_unless_dev_mode() {
