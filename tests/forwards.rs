@@ -71,9 +71,8 @@ async fn toggling_a_forward_carries_bytes_counts_them_and_closes_cleanly() {
     assert!(forwards.is_running(&name, pod_port));
 
     // Off: the port closes and so does the open connection.
-    assert!(forwards.stop(&name, pod_port));
+    assert!(forwards.stop(&name, pod_port).await);
     assert!(forwards.status().is_empty());
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(TcpStream::connect(("127.0.0.1", local)).is_err(), "port still open");
     let closed = tokio::task::spawn_blocking(move || {
         let mut buf = [0u8; 1];

@@ -74,6 +74,14 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+impl Running {
+    /// Aborts the listener task and waits until it (with its listener and connections) is gone.
+    async fn finish(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         self.task.abort();
@@ -101,7 +109,7 @@ impl Forwards {
         api: ApiClient,
         spec: &PortForward,
     ) -> Result<u16, ForwardError> {
-        self.stop(sandbox, spec.remote_port);
+        self.stop(sandbox, spec.remote_port).await;
         api.preflight_port_forward(spec.remote_port).await?;
         let listener = forward::bind_local(spec.local_port).await?;
         let local_port = listener
@@ -114,14 +122,29 @@ impl Forwards {
         Ok(local_port)
     }
 
-    /// Stops a forward; true if it was running. Open connections through it are closed.
-    pub fn stop(&self, sandbox: &SandboxName, remote_port: u16) -> bool {
-        self.lock().remove(&(sandbox.clone(), remote_port)).is_some()
+    /// Stops a forward; true if it was running. When this returns, the local port is closed and
+    /// so is every connection through it.
+    pub async fn stop(&self, sandbox: &SandboxName, remote_port: u16) -> bool {
+        let running = self.lock().remove(&(sandbox.clone(), remote_port));
+        match running {
+            Some(running) => {
+                running.finish().await;
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Stops every forward of a sandbox (sign-out, removal).
-    pub fn stop_all(&self, sandbox: &SandboxName) {
-        self.lock().retain(|(s, _), _| s != sandbox);
+    /// Stops every forward of a sandbox (sign-out, removal), or of every sandbox.
+    pub async fn stop_all(&self, sandbox: Option<&SandboxName>) {
+        let stopped: Vec<Running> = {
+            let mut map = self.lock();
+            let keys: Vec<_> = map.keys().filter(|(s, _)| sandbox.is_none_or(|n| n == s)).cloned().collect();
+            keys.iter().filter_map(|k| map.remove(k)).collect()
+        };
+        for running in stopped {
+            running.finish().await;
+        }
     }
 
     /// Whether a forward is running.

@@ -151,15 +151,48 @@ impl Installation {
         let staged = StagedKey::generate(&self.paths, name, comment)?;
         api.register_key(staged.public_line()).await?;
         staged.commit()?;
+        self.profiles().save(name, &profile)?;
+        self.pin_and_write_block(&editor, name, host_key.as_deref(), rotated)
+    }
 
+    /// Makes `ssh NAME` work for a stored sandbox, keeping its key: registers the existing
+    /// public key again (a restarted pod has forgotten it), pins the current host key and writes
+    /// the `Host` block. Without a key it does a full [`Installation::ssh_setup`]. This is the
+    /// app's Connect and the CLI's `open`.
+    pub async fn connect(&self, name: &SandboxName, comment: &str) -> Result<SetupReport, SetupError> {
+        let profile = self.profiles().load(name)?;
+        let public_key = match keys::read_public(&self.paths, name)? {
+            Some(key) if keys::exists(&self.paths, name) => key,
+            _ => return self.ssh_setup(name, profile, comment).await,
+        };
+        let editor = self.ssh_config();
+        if let IncludeState::Broken(e) = editor.include_state()? {
+            return Err(e.into());
+        }
+        self.host_block(name, false)?;
+        let api = ApiClient::new(self.endpoint(name, &profile).await?)?;
+        let info = api.ssh_port().await?;
+        let host_key = info.host_key.as_deref().map(known_hosts::normalise).transpose()?;
+        api.register_key(&public_key).await?;
+        self.pin_and_write_block(&editor, name, host_key.as_deref(), false)
+    }
+
+    /// The last steps of a setup, once the server holds our key: pin (or unpin) the host key and
+    /// write the block to match.
+    fn pin_and_write_block(
+        &self,
+        editor: &SshConfigEditor,
+        name: &SandboxName,
+        host_key: Option<&str>,
+        rotated: bool,
+    ) -> Result<SetupReport, SetupError> {
         let known_hosts = self.paths.known_hosts(name);
-        match &host_key {
+        match host_key {
             Some(key) => known_hosts::pin(&known_hosts, name, key)?,
             None => {
                 let _ = crate::fsutil::remove_file(&known_hosts);
             }
         }
-        self.profiles().save(name, &profile)?;
         let include = editor.upsert(&self.host_block(name, host_key.is_some())?)?;
         Ok(SetupReport { rotated, host_key_pinned: host_key.is_some(), include })
     }
