@@ -1,0 +1,221 @@
+//! The one protocol between the app's resident part (the tray host, which owns all state) and
+//! its faces (the window, the tray menu). Every request is an action the core can do; every
+//! answer carries the whole [`Snapshot`], so a face never holds state of its own.
+//!
+//! The window's TypeScript types are generated from these definitions (`ts-rs`, see
+//! `ui/src/bindings/`), never written by hand.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// Something the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Request {
+    /// Just the current state.
+    Snapshot,
+    /// Probe every sandbox now instead of at the next tick.
+    Refresh,
+    /// Add a sandbox (`original` absent) or change one (`original` = its current name).
+    SaveSandbox { original: Option<String>, settings: SandboxSettings },
+    /// Forget a sandbox: stop its forwards, remove key, sign-in, settings and Host block.
+    RemoveSandbox { name: String },
+    /// Register the key, write the ssh-config block, then open the default IDE.
+    Connect { name: String },
+    /// Open the sandbox in an IDE or a terminal (connecting first).
+    OpenIn { name: String, ide: IdeChoice },
+    /// Browser sign-in (OpenID sandboxes).
+    SignIn { name: String },
+    /// Sign out: revoke and delete the stored tokens.
+    SignOut { name: String },
+    /// Add a forward, or replace the one with the same remote port.
+    SaveForward { name: String, forward: ForwardSpec },
+    /// Remove a configured forward (stopping it).
+    RemoveForward { name: String, remote_port: u16 },
+    /// Turn a configured forward on or off.
+    SetForward { name: String, remote_port: u16, on: bool },
+    /// Settings of the app itself.
+    SetPreferences { preferences: Preferences },
+}
+
+/// The answer to every request: the state after it, and a sentence about what was done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Reply {
+    pub snapshot: Snapshot,
+    /// "Forwarding 127.0.0.1:5173 → :5173", shown where the user acted.
+    pub notice: Option<String>,
+}
+
+/// Everything a face shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub sandboxes: Vec<SandboxView>,
+    pub preferences: Preferences,
+    /// Most recent last.
+    pub log: Vec<LogEntry>,
+    /// Bumped on every change, so a face can skip redrawing an unchanged state.
+    pub generation: u64,
+}
+
+/// One sandbox as the user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxView {
+    pub settings: SandboxSettings,
+    /// The local demo sandbox the app runs itself.
+    pub demo: bool,
+    pub status: SandboxStatus,
+    pub forwards: Vec<ForwardView>,
+}
+
+/// A sandbox's editable settings. Secrets are never sent to a face: a stored cookie value comes
+/// back empty, and an empty value on save keeps the stored one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxSettings {
+    pub name: String,
+    pub server: String,
+    pub auth: AuthSettings,
+    /// Folder "Open in IDE" opens (default `/workspace`).
+    pub remote_folder: String,
+}
+
+/// How the app authenticates to a sandbox's server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "mode", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum AuthSettings {
+    /// No credentials (a server on loopback, or one behind a VPN that needs none).
+    None,
+    /// OpenID Connect browser sign-in (public client).
+    Oidc { issuer: String, client_id: String, scopes: Vec<String>, audience: Option<String> },
+    /// A file holding a bearer token, re-read for every connection.
+    BearerFile { path: String },
+    /// A session cookie.
+    Cookie { name: String, value: String },
+}
+
+/// Live status of a sandbox, from the last probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxStatus {
+    pub health: Health,
+    /// One sentence: what is wrong and what to do, or what is fine.
+    pub detail: String,
+    /// Our key pair exists and the `Host` block is written.
+    pub key_registered: bool,
+    /// Signed in (OpenID sandboxes only).
+    pub signed_in: Option<bool>,
+    /// Seconds since the Unix epoch of the last probe.
+    pub checked_at: Option<u64>,
+}
+
+/// The state a sandbox is in, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum Health {
+    /// Not probed yet.
+    Unknown,
+    /// The server does not answer, or answers wrongly.
+    Unreachable,
+    /// The sign-in is missing or expired, or the credentials are refused.
+    NeedsSignIn,
+    /// Reachable, but the pod has restarted since we connected: Connect re-registers the key.
+    PodRestarted,
+    /// Reachable, not connected yet (no key or Host block).
+    NotConnected,
+    /// Reachable and `ssh NAME` is set up.
+    Ready,
+}
+
+/// A configured forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardSpec {
+    /// Port in the pod (1024–65535).
+    pub remote_port: u16,
+    /// Port on 127.0.0.1 (0: any free port).
+    pub local_port: u16,
+    /// What runs there ("vite", "debugpy").
+    pub label: String,
+    /// Starts with the app.
+    pub auto_start: bool,
+}
+
+/// A configured forward and, while on, its live numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardView {
+    pub spec: ForwardSpec,
+    /// Listening now.
+    pub on: bool,
+    /// The bound local port while on.
+    pub bound_port: Option<u16>,
+    pub active: u64,
+    pub total: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Why it stopped or why its last connection failed.
+    pub last_error: Option<String>,
+}
+
+/// Where a sandbox can be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum IdeChoice {
+    VsCode,
+    Cursor,
+    Gateway,
+    Zed,
+    Terminal,
+}
+
+/// The app's own settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Preferences {
+    /// What Connect opens.
+    pub default_ide: IdeChoice,
+    /// Start (in the tray) at login.
+    pub start_at_login: bool,
+    /// Desktop notifications when a forward fails or a sign-in expires.
+    pub notifications: bool,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Preferences { default_ide: IdeChoice::VsCode, start_at_login: false, notifications: true }
+    }
+}
+
+/// One line of the activity log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    pub level: LogLevel,
+    pub sandbox: Option<String>,
+    pub message: String,
+}
+
+/// How much a log line matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+/// A request that failed: one sentence naming the cause and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, thiserror::Error)]
+#[error("{message}")]
+#[serde(rename_all = "camelCase")]
+pub struct ActionError {
+    pub message: String,
+}
+
+/// What travels back over the control socket and the window's IPC.
+pub type Outcome = Result<Reply, ActionError>;

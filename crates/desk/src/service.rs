@@ -1,0 +1,664 @@
+//! The app's model: sandboxes (the core's profiles), their live status, the running forwards,
+//! the activity log and preferences. Every face (tray menu, window, tests) drives it through
+//! [`Service::handle`] with a [`Request`]; each action is a core function the CLI also reaches.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sandbox_core::forwards::{ForwardStatus, Forwards, PortForward};
+use sandbox_core::ide::{self, Os};
+use sandbox_core::name::SandboxName;
+use sandbox_core::oidc::token_store::now_secs;
+use sandbox_core::profile::Profile;
+use sandbox_core::setup::Installation;
+use tokio::sync::watch;
+
+use crate::demo::{DemoAgent, DemoFiles, DEMO_PORT};
+use crate::desktop::Desktop;
+use crate::protocol::{
+    ActionError, ForwardSpec, Health, IdeChoice, LogEntry, LogLevel, Outcome, Preferences, Reply, Request,
+    SandboxSettings, SandboxStatus, SandboxView, Snapshot,
+};
+use crate::settings::{AppSettings, SettingsFile};
+use crate::{status, views};
+
+/// How long a browser sign-in may take.
+const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(300);
+/// Lines of activity kept.
+const LOG_LINES: usize = 200;
+/// How often every sandbox is probed.
+const PROBE_EVERY: Duration = Duration::from_secs(15);
+/// How often live forward numbers are compared, to bump the generation and notice failures.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// The demo sandbox's name.
+pub const DEMO_NAME: &str = "demo";
+
+/// What the service is built from.
+pub struct ServiceConfig {
+    /// Files and the ProxyCommand binary.
+    pub install: Installation,
+    /// The desktop around it.
+    pub desktop: Arc<dyn Desktop>,
+    /// `sandbox-agent`, for the demo sandbox (none: no demo).
+    pub agent_binary: Option<PathBuf>,
+}
+
+/// The app model; cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    install: Installation,
+    desktop: Arc<dyn Desktop>,
+    settings_file: SettingsFile,
+    agent_binary: Option<PathBuf>,
+    forwards: Forwards,
+    state: Mutex<State>,
+    demo: tokio::sync::Mutex<Option<DemoAgent>>,
+    changed: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    settings: AppSettings,
+    statuses: BTreeMap<SandboxName, SandboxStatus>,
+    /// Why a forward is off although the user wanted it on.
+    stopped_by: BTreeMap<(SandboxName, u16), String>,
+    /// Live numbers seen at the last watch tick.
+    last_live: Vec<ForwardStatus>,
+    log: VecDeque<LogEntry>,
+    generation: u64,
+}
+
+impl Service {
+    /// Loads the settings; call [`Service::run`] to start the demo, auto-start forwards and
+    /// the background probes.
+    pub fn new(config: ServiceConfig) -> Service {
+        let settings_file = SettingsFile::new(config.install.paths.config_dir.join("app.toml"));
+        let (changed, _) = watch::channel(0);
+        let service = Service {
+            inner: Arc::new(Inner {
+                install: config.install,
+                desktop: config.desktop,
+                settings_file,
+                agent_binary: config.agent_binary,
+                forwards: Forwards::new(),
+                state: Mutex::new(State::default()),
+                demo: tokio::sync::Mutex::new(None),
+                changed,
+            }),
+        };
+        match service.inner.settings_file.load() {
+            Ok(settings) => service.lock().settings = settings,
+            Err(e) => service.log(LogLevel::Error, None, e),
+        }
+        service
+    }
+
+    /// Starts what runs by itself: the demo sandbox (offered when nothing is configured),
+    /// auto-start forwards, and the probe and watch loops (until the service is dropped).
+    pub async fn run(&self) {
+        self.start_demo().await;
+        for name in self.inner.install.profiles().names() {
+            let Ok(profile) = self.inner.install.profiles().load(&name) else { continue };
+            for spec in profile.forwards.iter().filter(|f| f.auto_start) {
+                if let Err(e) = self.start_forward(&name, spec).await {
+                    self.inner.desktop.notify("Port forward failed", &e.message);
+                }
+            }
+        }
+        self.probe_all().await;
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut probe = tokio::time::interval(PROBE_EVERY);
+            let mut watch = tokio::time::interval(WATCH_EVERY);
+            probe.tick().await;
+            loop {
+                tokio::select! {
+                    _ = probe.tick() => {
+                        let Some(inner) = weak.upgrade() else { return };
+                        Service { inner }.probe_all().await;
+                    }
+                    _ = watch.tick() => {
+                        let Some(inner) = weak.upgrade() else { return };
+                        Service { inner }.watch_forwards();
+                    }
+                }
+            }
+        });
+    }
+
+    /// A receiver that changes whenever the snapshot does (the tray rebuilds its menu on it).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+
+    /// Stops every forward and the demo sandbox.
+    pub async fn shutdown(&self) {
+        self.inner.forwards.stop_all(None).await;
+        self.inner.demo.lock().await.take();
+    }
+
+    /// The process id of the demo agent, while it runs.
+    pub async fn demo_pid(&self) -> Option<u32> {
+        self.inner.demo.lock().await.as_ref().and_then(DemoAgent::pid)
+    }
+
+    /// Carries out one request.
+    pub async fn handle(&self, request: Request) -> Outcome {
+        let notice = match request {
+            Request::Snapshot => None,
+            Request::Refresh => {
+                self.probe_all().await;
+                None
+            }
+            Request::SaveSandbox { original, settings } => Some(self.save_sandbox(original, settings).await?),
+            Request::RemoveSandbox { name } => Some(self.remove_sandbox(&parse_name(&name)?).await?),
+            Request::Connect { name } => {
+                let ide = self.lock().settings.preferences.default_ide;
+                Some(self.open_in(&parse_name(&name)?, ide).await?)
+            }
+            Request::OpenIn { name, ide } => Some(self.open_in(&parse_name(&name)?, ide).await?),
+            Request::SignIn { name } => Some(self.sign_in(&parse_name(&name)?).await?),
+            Request::SignOut { name } => Some(self.sign_out(&parse_name(&name)?).await?),
+            Request::SaveForward { name, forward } => {
+                Some(self.save_forward(&parse_name(&name)?, forward).await?)
+            }
+            Request::RemoveForward { name, remote_port } => {
+                Some(self.remove_forward(&parse_name(&name)?, remote_port).await?)
+            }
+            Request::SetForward { name, remote_port, on } => {
+                Some(self.set_forward(&parse_name(&name)?, remote_port, on).await?)
+            }
+            Request::SetPreferences { preferences } => Some(self.set_preferences(preferences)?),
+        };
+        Ok(Reply { snapshot: self.snapshot(), notice })
+    }
+
+    /// Everything a face shows.
+    pub fn snapshot(&self) -> Snapshot {
+        let install = &self.inner.install;
+        let live = self.inner.forwards.status();
+        let state = self.lock();
+        let sandboxes = install
+            .profiles()
+            .names()
+            .into_iter()
+            .filter_map(|name| {
+                let profile = install.profiles().load(&name).ok()?;
+                let forwards = profile
+                    .forwards
+                    .iter()
+                    .map(|spec| {
+                        let running = live
+                            .iter()
+                            .find(|l| l.sandbox == name.as_str() && l.remote_port == spec.remote_port);
+                        views::forward_view(
+                            spec,
+                            running,
+                            state.stopped_by.get(&(name.clone(), spec.remote_port)),
+                        )
+                    })
+                    .collect();
+                Some(SandboxView {
+                    settings: views::settings_view(&name, &profile),
+                    demo: state.settings.demo.as_deref() == Some(name.as_str()),
+                    status: state.statuses.get(&name).cloned().unwrap_or_else(unknown_status),
+                    forwards,
+                })
+            })
+            .collect();
+        Snapshot {
+            sandboxes,
+            preferences: state.settings.preferences.clone(),
+            log: state.log.iter().cloned().collect(),
+            generation: state.generation,
+        }
+    }
+
+    // ---- actions ----
+
+    async fn save_sandbox(
+        &self,
+        original: Option<String>,
+        settings: SandboxSettings,
+    ) -> Result<String, ActionError> {
+        let store = self.inner.install.profiles();
+        let original = original.map(|o| parse_name(&o)).transpose()?;
+        let stored = match &original {
+            Some(old) => Some(store.load(old).map_err(fail)?),
+            None => None,
+        };
+        let (name, profile) = views::apply_settings(&settings, stored).map_err(ActionError::from)?;
+        let renamed = original.as_ref().is_some_and(|old| *old != name);
+        if (original.is_none() || renamed) && store.load(&name).is_ok() {
+            return Err(format!("a sandbox named {name} exists already; choose another name").into());
+        }
+        if renamed {
+            let old = original.as_ref().expect("renamed implies original");
+            self.inner.forwards.stop_all(Some(old)).await;
+            self.inner.install.forget(old).await.map_err(fail)?;
+            let mut state = self.lock();
+            if state.settings.demo.as_ref() == Some(&old.to_string()) {
+                state.settings.demo = Some(name.to_string());
+                let _ = self.inner.settings_file.save(&state.settings);
+            }
+        }
+        store.save(&name, &profile).map_err(fail)?;
+        let verb = if original.is_none() { "Added" } else { "Saved" };
+        self.log(LogLevel::Info, Some(&name), format!("{verb} ({})", profile.server));
+        self.probe(&name).await;
+        let status = self.lock().statuses.get(&name).cloned();
+        Ok(match status {
+            Some(s) if s.health == Health::Unreachable => format!("{verb} {name}, but: {}", s.detail),
+            _ => format!("{verb} {name}."),
+        })
+    }
+
+    async fn remove_sandbox(&self, name: &SandboxName) -> Result<String, ActionError> {
+        self.inner.forwards.stop_all(Some(name)).await;
+        self.inner.install.forget(name).await.map_err(fail)?;
+        let is_demo = {
+            let mut state = self.lock();
+            state.statuses.remove(name);
+            state.stopped_by.retain(|(s, _), _| s != name);
+            let is_demo = state.settings.demo.as_deref() == Some(name.as_str());
+            if is_demo {
+                state.settings.demo = None;
+                state.settings.demo_dismissed = true;
+                let _ = self.inner.settings_file.save(&state.settings);
+            }
+            is_demo
+        };
+        if is_demo {
+            self.inner.demo.lock().await.take();
+        }
+        self.log(LogLevel::Info, Some(name), "Removed: key, sign-in, settings and Host block".into());
+        Ok(format!("Removed {name}."))
+    }
+
+    /// Connect, then open: what both "Connect" (default IDE) and "Open in…" do.
+    async fn open_in(&self, name: &SandboxName, choice: IdeChoice) -> Result<String, ActionError> {
+        self.connect(name).await?;
+        let install = &self.inner.install;
+        let profile = install.profiles().load(name).map_err(fail)?;
+        let ide = views::ide(choice);
+        let desktop = self.inner.desktop.clone();
+        let found = move |program: &str| desktop.find_executable(program);
+        let plan = ide::launch_plan(ide, Os::current(), name, profile.remote_folder(), &found)
+            .and_then(|plan| {
+                let desktop = self.inner.desktop.clone();
+                ide::launch(ide, &plan, &move |url| desktop.open_url(url)).map(|()| plan)
+            })
+            .map_err(|e| {
+                let message = format!("Connected (`ssh {name}` works), but {e}");
+                self.log(LogLevel::Error, Some(name), message.clone());
+                ActionError::from(message)
+            })?;
+        self.log(
+            LogLevel::Info,
+            Some(name),
+            format!("Opened in {ide}: {}", plan.command_line(Os::current())),
+        );
+        Ok(format!("Opening {} in {ide}…", profile.remote_folder()))
+    }
+
+    /// Signs in when needed, registers the key and writes the Host block.
+    async fn connect(&self, name: &SandboxName) -> Result<(), ActionError> {
+        let install = &self.inner.install;
+        let profile = install.profiles().load(name).map_err(fail)?;
+        if let Some(session) = install.session(name, &profile).await {
+            if !matches!(session.stored(), Ok(Some(t)) if t.usable() || t.refresh_token.is_some()) {
+                self.sign_in(name).await?;
+            }
+        }
+        let comment = self.inner.desktop.key_comment();
+        match install.connect(name, &comment).await {
+            Ok(report) => {
+                let pin = if report.host_key_pinned { "host key pinned" } else { "host key not published" };
+                self.log(
+                    LogLevel::Info,
+                    Some(name),
+                    format!("Connected: key registered, Host block written ({pin})"),
+                );
+                self.probe(name).await;
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.log(LogLevel::Error, Some(name), format!("Connect failed: {message}"));
+                self.probe(name).await;
+                Err(message.into())
+            }
+        }
+    }
+
+    async fn sign_in(&self, name: &SandboxName) -> Result<String, ActionError> {
+        let install = &self.inner.install;
+        let profile = install.profiles().load(name).map_err(fail)?;
+        let session = install.session(name, &profile).await.ok_or_else(|| {
+            ActionError::from(format!(
+                "{name} does not use browser sign-in; edit it to choose OpenID Connect"
+            ))
+        })?;
+        let desktop = self.inner.desktop.clone();
+        let open = move |url: &str| desktop.open_browser(url);
+        self.log(LogLevel::Info, Some(name), "Signing in: continue in your browser".into());
+        match session.login(&open, SIGN_IN_TIMEOUT).await {
+            Ok(tokens) => {
+                self.log(LogLevel::Info, Some(name), format!("Signed in as {}", tokens.subject));
+                self.probe(name).await;
+                Ok(format!("Signed in to {name} as {}.", tokens.subject))
+            }
+            Err(e) => {
+                self.log(LogLevel::Error, Some(name), format!("Sign-in failed: {e}"));
+                Err(e.to_string().into())
+            }
+        }
+    }
+
+    async fn sign_out(&self, name: &SandboxName) -> Result<String, ActionError> {
+        let install = &self.inner.install;
+        let profile = install.profiles().load(name).map_err(fail)?;
+        let session = install
+            .session(name, &profile)
+            .await
+            .ok_or_else(|| ActionError::from(format!("{name} does not use browser sign-in")))?;
+        self.inner.forwards.stop_all(Some(name)).await;
+        let done = session.logout().await.map_err(fail)?;
+        self.log(LogLevel::Info, Some(name), "Signed out; its forwards were stopped".into());
+        self.probe(name).await;
+        Ok(if done.revoked {
+            format!("Signed out of {name}; the sign-in was revoked.")
+        } else {
+            format!("Signed out of {name}.")
+        })
+    }
+
+    async fn save_forward(&self, name: &SandboxName, spec: ForwardSpec) -> Result<String, ActionError> {
+        let spec = views::spec_from(&spec);
+        let install = &self.inner.install;
+        let before = install.profiles().load(name).map_err(fail)?;
+        let clash = before.forwards.iter().any(|f| {
+            f.remote_port != spec.remote_port && spec.local_port != 0 && f.local_port == spec.local_port
+        });
+        if clash {
+            return Err(format!(
+                "another forward of {name} already uses local port {}; choose another local port",
+                spec.local_port
+            )
+            .into());
+        }
+        let was = before.forwards.iter().find(|f| f.remote_port == spec.remote_port).cloned();
+        install.save_forward(name, spec.clone()).map_err(fail)?;
+        self.bump();
+        let running = self.inner.forwards.is_running(name, spec.remote_port);
+        // A running forward whose ports changed restarts on the new ones.
+        if running && was.as_ref().is_some_and(|w| w.local_port != spec.local_port) {
+            self.start_forward(name, &spec).await?;
+        }
+        Ok(format!("Saved {}.", describe(&spec)))
+    }
+
+    async fn remove_forward(&self, name: &SandboxName, remote_port: u16) -> Result<String, ActionError> {
+        self.inner.forwards.stop(name, remote_port).await;
+        self.lock().stopped_by.remove(&(name.clone(), remote_port));
+        if !self.inner.install.remove_forward(name, remote_port).map_err(fail)? {
+            return Err(format!("{name} has no forward to port {remote_port}").into());
+        }
+        self.bump();
+        Ok(format!("Removed the forward to :{remote_port}."))
+    }
+
+    async fn set_forward(
+        &self,
+        name: &SandboxName,
+        remote_port: u16,
+        on: bool,
+    ) -> Result<String, ActionError> {
+        let profile = self.inner.install.profiles().load(name).map_err(fail)?;
+        let spec =
+            profile.forwards.iter().find(|f| f.remote_port == remote_port).cloned().ok_or_else(|| {
+                ActionError::from(format!("{name} has no forward to port {remote_port}; add it first"))
+            })?;
+        if on {
+            let local = self.start_forward(name, &spec).await?;
+            Ok(format!("Forwarding localhost:{local} → :{remote_port}"))
+        } else {
+            self.inner.forwards.stop(name, remote_port).await;
+            self.lock().stopped_by.remove(&(name.clone(), remote_port));
+            self.log(LogLevel::Info, Some(name), format!("Stopped {}", describe(&spec)));
+            Ok(format!("Stopped the forward to :{remote_port}."))
+        }
+    }
+
+    fn set_preferences(&self, preferences: Preferences) -> Result<String, ActionError> {
+        let was = self.lock().settings.preferences.start_at_login;
+        if preferences.start_at_login != was {
+            self.inner.desktop.set_start_at_login(preferences.start_at_login).map_err(ActionError::from)?;
+        }
+        let mut state = self.lock();
+        state.settings.preferences = preferences;
+        self.inner.settings_file.save(&state.settings).map_err(ActionError::from)?;
+        drop(state);
+        self.bump();
+        Ok("Preferences saved.".into())
+    }
+
+    // ---- helpers ----
+
+    async fn start_forward(&self, name: &SandboxName, spec: &PortForward) -> Result<u16, ActionError> {
+        let key = (name.clone(), spec.remote_port);
+        let result = match self.inner.install.client(name).await {
+            Ok(api) => self.inner.forwards.start(name, api, spec).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(local) => {
+                self.lock().stopped_by.remove(&key);
+                self.log(
+                    LogLevel::Info,
+                    Some(name),
+                    format!("Forwarding localhost:{local} → :{}", spec.remote_port),
+                );
+                Ok(local)
+            }
+            Err(message) => {
+                self.lock().stopped_by.insert(key, message.clone());
+                self.log(LogLevel::Error, Some(name), format!("{}: {message}", describe(spec)));
+                Err(message.into())
+            }
+        }
+    }
+
+    async fn start_demo(&self) {
+        let Some(agent) = self.inner.agent_binary.clone() else { return };
+        let install = &self.inner.install;
+        let (demo, dismissed) = {
+            let state = self.lock();
+            (state.settings.demo.clone(), state.settings.demo_dismissed)
+        };
+        let name = match demo {
+            Some(name) => name,
+            None if !dismissed && install.profiles().names().is_empty() => DEMO_NAME.to_owned(),
+            None => return,
+        };
+        let Ok(name) = SandboxName::new(&name) else { return };
+        let files = DemoFiles { dir: install.paths.config_dir.join("demo") };
+        let agent = match DemoAgent::start(&agent, &files, DEMO_PORT).await {
+            Ok(agent) => agent,
+            Err(e) => {
+                self.log(LogLevel::Error, Some(&name), e);
+                return;
+            }
+        };
+        let store = install.profiles();
+        let mut profile = store.load(&name).unwrap_or_else(|_| Profile {
+            remote_folder: Some(files.workspace().display().to_string()),
+            forwards: vec![PortForward {
+                remote_port: 8000,
+                local_port: 8000,
+                label: "python3 -m http.server".into(),
+                auto_start: false,
+            }],
+            ..Profile::default()
+        });
+        profile.server = agent.url.clone();
+        profile.credentials.bearer_file = Some(files.token());
+        if let Err(e) = store.save(&name, &profile) {
+            self.log(LogLevel::Error, Some(&name), e.to_string());
+            return;
+        }
+        {
+            let mut state = self.lock();
+            state.settings.demo = Some(name.to_string());
+            if let Err(e) = self.inner.settings_file.save(&state.settings) {
+                drop(state);
+                self.log(LogLevel::Warn, None, e);
+            }
+        }
+        self.log(
+            LogLevel::Info,
+            Some(&name),
+            format!("Demo sandbox running at {} (a local sandbox-agent)", agent.url),
+        );
+        *self.inner.demo.lock().await = Some(agent);
+    }
+
+    async fn probe_all(&self) {
+        for name in self.inner.install.profiles().names() {
+            self.probe(&name).await;
+        }
+    }
+
+    async fn probe(&self, name: &SandboxName) {
+        let new = status::probe(&self.inner.install, name).await;
+        let mut state = self.lock();
+        let old = state.statuses.insert(name.clone(), new.clone());
+        let changed = old.as_ref().is_none_or(|o| {
+            (o.health, &o.detail, o.key_registered) != (new.health, &new.detail, new.key_registered)
+        });
+        if !changed {
+            return;
+        }
+        let expired =
+            new.health == Health::NeedsSignIn && old.is_some_and(|o| o.health != Health::NeedsSignIn);
+        let notify = state.settings.preferences.notifications;
+        drop(state);
+        if expired && notify {
+            self.inner.desktop.notify(&format!("Sign in to {name}"), &new.detail);
+        }
+        if matches!(new.health, Health::Unreachable | Health::NeedsSignIn | Health::PodRestarted) {
+            self.log(LogLevel::Warn, Some(name), new.detail);
+        } else {
+            self.bump();
+        }
+    }
+
+    /// Bumps the generation when live numbers moved, and reports new forward failures.
+    fn watch_forwards(&self) {
+        let live = self.inner.forwards.status();
+        let mut state = self.lock();
+        if live == state.last_live {
+            return;
+        }
+        let failures: Vec<(String, u16, String)> = live
+            .iter()
+            .filter_map(|l| {
+                let err = l.last_error.as_ref()?;
+                let before =
+                    state.last_live.iter().find(|p| p.sandbox == l.sandbox && p.remote_port == l.remote_port);
+                (before.and_then(|p| p.last_error.as_ref()) != Some(err))
+                    .then(|| (l.sandbox.clone(), l.remote_port, err.clone()))
+            })
+            .collect();
+        state.last_live = live;
+        let notify = state.settings.preferences.notifications;
+        drop(state);
+        for (sandbox, port, err) in failures {
+            let name = SandboxName::new(&sandbox).ok();
+            self.log(LogLevel::Error, name.as_ref(), format!("forward to :{port}: {err}"));
+            if notify {
+                self.inner.desktop.notify(&format!("{sandbox}: forward to :{port} failed"), &err);
+            }
+        }
+        self.bump();
+    }
+
+    fn log(&self, level: LogLevel, sandbox: Option<&SandboxName>, message: String) {
+        match level {
+            LogLevel::Info => tracing::info!(sandbox = sandbox.map(|s| s.as_str()), "{message}"),
+            LogLevel::Warn => tracing::warn!(sandbox = sandbox.map(|s| s.as_str()), "{message}"),
+            LogLevel::Error => tracing::error!(sandbox = sandbox.map(|s| s.as_str()), "{message}"),
+        }
+        let mut state = self.lock();
+        if state.log.len() == LOG_LINES {
+            state.log.pop_front();
+        }
+        state.log.push_back(LogEntry {
+            at: now_secs(),
+            level,
+            sandbox: sandbox.map(|s| s.to_string()),
+            message,
+        });
+        drop(state);
+        self.bump();
+    }
+
+    fn bump(&self) {
+        let generation = {
+            let mut state = self.lock();
+            state.generation += 1;
+            state.generation
+        };
+        self.inner.changed.send_replace(generation);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn unknown_status() -> SandboxStatus {
+    SandboxStatus {
+        health: Health::Unknown,
+        detail: "Checking…".into(),
+        key_registered: false,
+        signed_in: None,
+        checked_at: None,
+    }
+}
+
+fn parse_name(name: &str) -> Result<SandboxName, ActionError> {
+    SandboxName::new(name).map_err(|e| ActionError::from(e.to_string()))
+}
+
+fn fail(e: impl std::fmt::Display) -> ActionError {
+    ActionError::from(e.to_string())
+}
+
+fn describe(spec: &PortForward) -> String {
+    let local = if spec.local_port == 0 {
+        "any free port".to_owned()
+    } else {
+        format!("localhost:{}", spec.local_port)
+    };
+    let label = if spec.label.is_empty() { String::new() } else { format!(" ({})", spec.label) };
+    format!("{local} → :{}{label}", spec.remote_port)
+}
+
+impl From<String> for ActionError {
+    fn from(message: String) -> Self {
+        ActionError { message }
+    }
+}
+
+impl From<&str> for ActionError {
+    fn from(message: &str) -> Self {
+        ActionError { message: message.to_owned() }
+    }
+}

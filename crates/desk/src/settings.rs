@@ -1,0 +1,55 @@
+//! The app's own settings file (`~/.config/sandbox/app.toml`, 0600): preferences and whether the
+//! local demo sandbox exists. Sandboxes themselves live in the core's profiles, shared with the CLI.
+
+use std::path::{Path, PathBuf};
+
+use sandbox_core::fsutil;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::Preferences;
+
+/// Stored settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppSettings {
+    /// The user's choices.
+    pub preferences: Preferences,
+    /// Name of the demo sandbox while it exists.
+    pub demo: Option<String>,
+    /// The user removed the demo: never offer it again.
+    pub demo_dismissed: bool,
+}
+
+/// The settings file.
+#[derive(Debug, Clone)]
+pub struct SettingsFile {
+    path: PathBuf,
+}
+
+impl SettingsFile {
+    /// The file at `path`.
+    pub fn new(path: PathBuf) -> Self {
+        SettingsFile { path }
+    }
+
+    /// The stored settings; defaults when the file is missing. A corrupt file is reported, not
+    /// overwritten (the user may want to repair it).
+    pub fn load(&self) -> Result<AppSettings, String> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                format!("{} is corrupt ({}); fix or delete it", self.path.display(), e.message())
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AppSettings::default()),
+            Err(e) => Err(format!("cannot read {}: {e}", self.path.display())),
+        }
+    }
+
+    /// Writes the settings atomically.
+    pub fn save(&self, settings: &AppSettings) -> Result<(), String> {
+        let text = toml::to_string(settings).map_err(|e| e.to_string())?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        fsutil::create_private_dir(dir)
+            .and_then(|()| fsutil::write_atomic(&self.path, text.as_bytes(), 0o600))
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
+}

@@ -1,0 +1,63 @@
+//! Probing a sandbox: is its server reachable with our credentials, are we signed in, is `ssh
+//! NAME` set up, has the pod restarted since. One function, no state.
+
+use sandbox_core::api::ApiError;
+use sandbox_core::known_hosts;
+use sandbox_core::name::SandboxName;
+use sandbox_core::oidc::token_store::now_secs;
+use sandbox_core::setup::Installation;
+
+use crate::protocol::{Health, SandboxStatus};
+
+/// The status of one sandbox right now (one `GET /api/ssh-port` at most).
+pub async fn probe(install: &Installation, name: &SandboxName) -> SandboxStatus {
+    let key_registered = sandbox_core::keys::exists(&install.paths, name)
+        && install.ssh_config().hosts().is_ok_and(|hosts| hosts.iter().any(|h| &h.name == name));
+    let status = |health, detail: String, signed_in| SandboxStatus {
+        health,
+        detail,
+        key_registered,
+        signed_in,
+        checked_at: Some(now_secs()),
+    };
+    let profile = match install.profiles().load(name) {
+        Ok(p) => p,
+        Err(e) => return status(Health::Unreachable, e.to_string(), None),
+    };
+    let mut signed_in = None;
+    if let Some(session) = install.session(name, &profile).await {
+        let usable = matches!(session.stored(), Ok(Some(t)) if t.usable() || t.refresh_token.is_some());
+        signed_in = Some(usable);
+        if !usable {
+            return status(Health::NeedsSignIn, format!("Sign in to {name} to use it."), signed_in);
+        }
+    }
+    let api = match install.client(name).await {
+        Ok(api) => api,
+        Err(e) => return status(Health::Unreachable, e.to_string(), signed_in),
+    };
+    match api.ssh_port().await {
+        Err(e @ (ApiError::Unauthorized { .. } | ApiError::SignIn(_))) => {
+            status(Health::NeedsSignIn, e.to_string(), signed_in.map(|_| false))
+        }
+        Err(e) => status(Health::Unreachable, e.to_string(), signed_in),
+        Ok(_) if !key_registered => status(
+            Health::NotConnected,
+            format!("Reachable. Connect to register a key and set up `ssh {name}`."),
+            signed_in,
+        ),
+        Ok(info) => {
+            let pinned = known_hosts::pinned(&install.paths.known_hosts(name), name);
+            let offered = info.host_key.as_deref().and_then(|k| known_hosts::normalise(k).ok());
+            match (pinned, offered) {
+                (Some(pinned), Some(offered)) if pinned != offered => status(
+                    Health::PodRestarted,
+                    "The pod restarted and forgot your key; Connect registers it again (so does `ssh`)."
+                        .into(),
+                    signed_in,
+                ),
+                _ => status(Health::Ready, format!("Ready: `ssh {name}` works."), signed_in),
+            }
+        }
+    }
+}

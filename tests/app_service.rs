@@ -1,0 +1,258 @@
+//! The desktop app's model (`sandbox-desk`) against real processes: its demo sandbox is a real
+//! `sandbox-agent`, Connect writes a config the real `ssh` uses, toggles carry real bytes, and
+//! the window's control socket answers across processes' boundary (here, tasks).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sandbox_core::paths::Paths;
+use sandbox_core::setup::Installation;
+use sandbox_core::ssh_config::Platform;
+use sandbox_desk::control::{ControlClient, ControlServer, ServeError};
+use sandbox_desk::protocol::{
+    AuthSettings, ForwardSpec, Health, IdeChoice, Reply, Request, SandboxSettings, SandboxView,
+};
+use sandbox_desk::{Desktop, Service, ServiceConfig};
+use sandbox_tests::{bin, ok, run, Home};
+
+/// A desktop that records what the app asked of it.
+#[derive(Default)]
+struct Recorder {
+    urls: Mutex<Vec<String>>,
+    notes: Mutex<Vec<String>>,
+}
+
+impl Desktop for Recorder {
+    fn open_url(&self, url: &str) -> std::io::Result<()> {
+        self.urls.lock().unwrap().push(url.to_owned());
+        Ok(())
+    }
+    fn open_browser(&self, url: &str) {
+        self.urls.lock().unwrap().push(url.to_owned());
+    }
+    fn find_executable(&self, _: &str) -> Option<PathBuf> {
+        None // no IDE installed: VS Code falls back to its URL
+    }
+    fn notify(&self, title: &str, body: &str) {
+        self.notes.lock().unwrap().push(format!("{title}: {body}"));
+    }
+    fn set_start_at_login(&self, _: bool) -> Result<(), String> {
+        Ok(())
+    }
+    fn key_comment(&self) -> String {
+        "test@laptop".into()
+    }
+}
+
+fn service(home: &Home, desktop: Arc<Recorder>) -> Service {
+    Service::new(ServiceConfig {
+        install: Installation {
+            paths: Paths::from_home(home.path()),
+            binary: bin("sandbox-forward"),
+            platform: Platform::current(),
+            prefer_keychain: false,
+        },
+        desktop,
+        agent_binary: Some(bin("sandbox-agent")),
+    })
+}
+
+async fn call(service: &Service, request: Request) -> Reply {
+    service.handle(request.clone()).await.unwrap_or_else(|e| panic!("{request:?}: {}", e.message))
+}
+
+fn sandbox<'a>(reply: &'a Reply, name: &str) -> &'a SandboxView {
+    reply.snapshot.sandboxes.iter().find(|s| s.settings.name == name).unwrap_or_else(|| panic!("no {name}"))
+}
+
+fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 || c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_sandbox_connects_opens_vs_code_and_ssh_works() {
+    let home = Home::new();
+    let desktop = Arc::new(Recorder::default());
+    let app = service(&home, desktop.clone());
+    app.run().await;
+
+    let reply = call(&app, Request::Snapshot).await;
+    let demo = sandbox(&reply, "demo");
+    assert!(demo.demo);
+    assert_eq!(demo.status.health, Health::NotConnected, "{}", demo.status.detail);
+    assert!(matches!(demo.settings.auth, AuthSettings::BearerFile { .. }), "the demo requires its token");
+    let folder = demo.settings.remote_folder.clone();
+
+    let reply = call(&app, Request::Connect { name: "demo".into() }).await;
+    assert_eq!(sandbox(&reply, "demo").status.health, Health::Ready);
+    assert_eq!(*desktop.urls.lock().unwrap(), [format!("vscode://vscode-remote/ssh-remote+demo{folder}")]);
+    let config = std::fs::read_to_string(home.path().join(".config/sandbox/ssh_config")).unwrap();
+    assert!(config.contains("Host demo") && config.contains("proxy --ssh --sandbox demo"), "{config}");
+
+    // The real OpenSSH client, through the block Connect wrote, lands in the demo workspace.
+    let out = ok(&run(home.ssh("ssh", &["demo", "pwd"]), Duration::from_secs(20)));
+    assert_eq!(
+        PathBuf::from(out.trim()).canonicalize().unwrap(),
+        PathBuf::from(&folder).canonicalize().unwrap()
+    );
+
+    // Without its token the demo agent refuses everyone else on this machine.
+    let url = format!("{}/api/ssh-port", demo.settings.server);
+    let status = match ureq::get(&url).call() {
+        Ok(r) => r.status().as_u16(),
+        Err(ureq::Error::StatusCode(code)) => code,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    assert_eq!(status, 401);
+
+    let pid = app.demo_pid().await.expect("demo agent runs");
+    app.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !PathBuf::from(format!("/proc/{pid}")).exists() || is_zombie(pid),
+        "demo agent survived shutdown"
+    );
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_toggle_carries_bytes_and_errors_land_on_the_row() {
+    let home = Home::new();
+    let app = service(&home, Arc::new(Recorder::default()));
+    app.run().await;
+    let pod_port = echo_server();
+
+    let spec = ForwardSpec { remote_port: pod_port, local_port: 0, label: "echo".into(), auto_start: false };
+    call(&app, Request::SaveForward { name: "demo".into(), forward: spec }).await;
+    let reply =
+        call(&app, Request::SetForward { name: "demo".into(), remote_port: pod_port, on: true }).await;
+    let row =
+        sandbox(&reply, "demo").forwards.iter().find(|f| f.spec.remote_port == pod_port).unwrap().clone();
+    assert!(row.on);
+    let local = row.bound_port.unwrap();
+    assert_eq!(reply.notice.as_deref(), Some(format!("Forwarding localhost:{local} → :{pod_port}").as_str()));
+
+    let conn = tokio::task::spawn_blocking(move || {
+        let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
+        c.write_all(b"hello through the tray").unwrap();
+        let mut back = [0u8; 22];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"hello through the tray");
+        c
+    })
+    .await
+    .unwrap();
+    let reply = call(&app, Request::Snapshot).await;
+    let row =
+        sandbox(&reply, "demo").forwards.iter().find(|f| f.spec.remote_port == pod_port).unwrap().clone();
+    assert_eq!((row.active, row.total, row.bytes_sent, row.bytes_received), (1, 1, 22, 22));
+
+    let reply =
+        call(&app, Request::SetForward { name: "demo".into(), remote_port: pod_port, on: false }).await;
+    assert!(!sandbox(&reply, "demo").forwards.iter().find(|f| f.spec.remote_port == pod_port).unwrap().on);
+    assert!(TcpStream::connect(("127.0.0.1", local)).is_err());
+    drop(conn);
+
+    // A local port in use: the error names it and stays on that row.
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let spec =
+        ForwardSpec { remote_port: 5173, local_port: busy_port, label: "vite".into(), auto_start: false };
+    call(&app, Request::SaveForward { name: "demo".into(), forward: spec }).await;
+    let err = app
+        .handle(Request::SetForward { name: "demo".into(), remote_port: 5173, on: true })
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("already in use"), "{}", err.message);
+    let reply = call(&app, Request::Snapshot).await;
+    let rows = &sandbox(&reply, "demo").forwards;
+    let vite = rows.iter().find(|f| f.spec.remote_port == 5173).unwrap();
+    assert!(!vite.on && vite.last_error.as_deref() == Some(err.message.as_str()));
+    assert!(rows.iter().filter(|f| f.spec.remote_port != 5173).all(|f| f.last_error.is_none()));
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_are_refused_and_a_wrong_url_shows_in_the_status() {
+    let home = Home::new();
+    let app = service(&home, Arc::new(Recorder::default()));
+    let settings = |name: &str, server: &str| SandboxSettings {
+        name: name.into(),
+        server: server.into(),
+        auth: AuthSettings::None,
+        remote_folder: "/workspace".into(),
+    };
+    for (name, server, expect) in [
+        ("bad name", "https://x.example", "name"),
+        ("-x", "https://x.example", "name"),
+        ("ok", "ftp://x.example", "ftp"),
+        ("ok", "https://x.example\nProxyCommand evil", "URL"),
+    ] {
+        let err = app
+            .handle(Request::SaveSandbox { original: None, settings: settings(name, server) })
+            .await
+            .unwrap_err();
+        assert!(err.message.contains(expect), "{name:?} {server:?}: {}", err.message);
+    }
+    assert!(call(&app, Request::Snapshot).await.snapshot.sandboxes.is_empty(), "nothing saved");
+
+    // Nothing listens on this port: saved, with the reason in its status.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let reply = call(
+        &app,
+        Request::SaveSandbox {
+            original: None,
+            settings: settings("dev", &format!("http://127.0.0.1:{dead}")),
+        },
+    )
+    .await;
+    let dev = sandbox(&reply, "dev");
+    assert_eq!(dev.status.health, Health::Unreachable);
+    assert!(reply.notice.as_deref().unwrap().contains("but"), "{:?}", reply.notice);
+    let err = app.handle(Request::OpenIn { name: "dev".into(), ide: IdeChoice::Zed }).await.unwrap_err();
+    assert!(err.message.contains(&format!("127.0.0.1:{dead}")), "{}", err.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_socket_serves_one_process_and_answers_requests() {
+    let home = Home::new();
+    let app = service(&home, Arc::new(Recorder::default()));
+    let path = sandbox_desk::control::socket_path(&Paths::from_home(home.path()));
+    let server = ControlServer::bind(&path).await.unwrap();
+    let serving = tokio::spawn(server.run(app.clone()));
+    assert!(matches!(ControlServer::bind(&path).await, Err(ServeError::AlreadyRunning)));
+
+    let client = ControlClient::new(path.clone());
+    let reply = client.call(&Request::Snapshot).await.unwrap();
+    assert!(reply.snapshot.sandboxes.is_empty());
+    let err = client.call(&Request::RemoveForward { name: "nope".into(), remote_port: 1 }).await.unwrap_err();
+    assert!(err.message.contains("nope"), "{}", err.message);
+
+    // The tray process gone: a clear sentence, and a new one can take over the socket.
+    serving.abort();
+    let _ = serving.await;
+    let err = client.call(&Request::Snapshot).await.unwrap_err();
+    assert!(err.message.contains("not running"), "{}", err.message);
+    let again = ControlServer::bind(&path).await.unwrap();
+    drop(again);
+}
