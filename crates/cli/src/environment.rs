@@ -45,35 +45,12 @@ pub fn key_comment() -> String {
 pub fn open_browser(url: &str) {
     eprintln!("Opening your browser to sign in. If it does not open, visit:\n  {url}");
     let result = match std::env::var("BROWSER").ok().filter(|b| !b.trim().is_empty()) {
-        Some(browser) => open_with(&browser, url),
+        Some(browser) => sandbox_core::browser::open_with(&browser, url),
         None => open::that_detached(url),
     };
     if let Err(e) = result {
         eprintln!("(could not open a browser: {e})");
     }
-}
-
-/// Runs `$BROWSER`: a colon-separated list of commands, the first that starts wins; `%s` is
-/// replaced by the URL, else the URL is the last argument. No shell: the URL is one argument.
-fn open_with(browser: &str, url: &str) -> std::io::Result<()> {
-    let mut last = std::io::Error::other("empty $BROWSER");
-    for candidate in browser.split(':').filter(|c| !c.trim().is_empty()) {
-        let mut words: Vec<String> = candidate.split_whitespace().map(str::to_owned).collect();
-        if words.iter().any(|w| w.contains("%s")) {
-            words.iter_mut().for_each(|w| *w = w.replace("%s", url));
-        } else {
-            words.push(url.to_owned());
-        }
-        match std::process::Command::new(&words[0])
-            .args(&words[1..])
-            .stdin(std::process::Stdio::null())
-            .spawn()
-        {
-            Ok(_) => return Ok(()),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
 }
 
 /// Where an executable is, for "Open in IDE": `$PATH`, then the OS's usual install locations

@@ -1,0 +1,152 @@
+//! `sandbox-forward-tray`: the resident part of the Sandbox Forward app. It owns the app model
+//! (forwards, statuses, the demo sandbox), shows the tray icon and menu, and serves the window
+//! process (`sandbox-forward-app`) over the control socket. It never links a WebView, so it stays
+//! small all day; the window is a separate process that exits when closed.
+
+mod desktop;
+mod icon;
+mod menu;
+#[cfg(target_os = "linux")]
+mod tray;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sandbox_core::paths::Paths;
+use sandbox_core::setup::{stable_binary_path, Installation};
+use sandbox_core::ssh_config::Platform;
+use sandbox_desk::control::{self, ControlServer, ServeError};
+use sandbox_desk::{Service, ServiceConfig};
+use tokio::sync::mpsc;
+
+use crate::desktop::OsDesktop;
+use crate::menu::Action;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SANDBOX_FORWARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    #[allow(deprecated)] // std::env::home_dir is correct on every platform since Rust 1.85
+    let home = std::env::home_dir().context("cannot find your home directory; set HOME")?;
+    let exe = std::env::current_exe().context("cannot find this program's own path")?;
+    let appimage = std::env::var_os("APPIMAGE").map(PathBuf::from);
+    let bin_dir = stable_binary_path(&exe, None).parent().map(Path::to_path_buf).unwrap_or_default();
+    let sibling = |name: &str| bin_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let paths = Paths::from_home(&home);
+
+    let socket = control::socket_path(&paths);
+    let server = match ControlServer::bind(&socket).await {
+        Ok(server) => server,
+        Err(ServeError::AlreadyRunning) => {
+            eprintln!("Sandbox Forward is already running.");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let install = Installation {
+        paths,
+        // ssh runs the CLI as ProxyCommand: the one installed beside us.
+        binary: stable_binary_path(&sibling("sandbox-forward"), appimage.as_deref()),
+        platform: Platform::current(),
+        prefer_keychain: std::env::var("SANDBOX_FORWARD_TOKEN_STORE").map_or(true, |v| v != "file"),
+    };
+    let app_binary = sibling("sandbox-forward-app");
+    let agent = sibling("sandbox-agent");
+    let desktop = Arc::new(OsDesktop { home, app_binary: app_binary.clone() });
+    let service = Service::new(ServiceConfig {
+        install,
+        desktop: desktop.clone(),
+        agent_binary: agent.is_file().then_some(agent),
+    });
+    tokio::spawn(server.run(service.clone()));
+    service.run().await;
+    tracing::info!(socket = %socket.display(), "Sandbox Forward is running");
+
+    let (actions, mut clicks) = mpsc::unbounded_channel();
+    #[cfg(target_os = "linux")]
+    let tray = match tray::spawn(service.snapshot(), actions.clone()).await {
+        Ok(handle) => {
+            let mut changes = service.subscribe();
+            let (handle2, service2) = (handle.clone(), service.clone());
+            tokio::spawn(async move {
+                while changes.changed().await.is_ok() {
+                    let snapshot = service2.snapshot();
+                    if handle2.update(|t: &mut tray::Tray| t.snapshot = snapshot).await.is_none() {
+                        return;
+                    }
+                }
+            });
+            Some(handle)
+        }
+        Err(e) => {
+            tracing::warn!("no tray icon ({e}); use the window: {}", app_binary.display());
+            None
+        }
+    };
+    #[cfg(not(target_os = "linux"))]
+    tracing::warn!("this build has no tray icon on this OS yet; use the window");
+    drop(actions);
+
+    loop {
+        tokio::select! {
+            click = clicks.recv() => match click {
+                Some(Action::Request(request)) => {
+                    let (service, desktop) = (service.clone(), desktop.clone());
+                    tokio::spawn(async move {
+                        // The tray has nowhere to show an error but a notification.
+                        if let Err(e) = service.handle(request).await {
+                            sandbox_desk::Desktop::notify(&*desktop, "Sandbox Forward", &e.message);
+                        }
+                    });
+                }
+                Some(Action::OpenWindow) => open_window(&app_binary),
+                Some(Action::Quit) | None => break,
+            },
+            _ = shutdown_signal() => break,
+        }
+    }
+    tracing::info!("stopping");
+    #[cfg(target_os = "linux")]
+    if let Some(tray) = tray {
+        tray.shutdown().await;
+    }
+    service.shutdown().await;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+/// Starts the window process (it focuses an existing window if one is open).
+fn open_window(app: &Path) {
+    let mut command = std::process::Command::new(app);
+    command.stdin(Stdio::null()).stdout(Stdio::null());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    match command.spawn() {
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => tracing::error!("cannot open the window ({}): {e}", app.display()),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,291 @@
+//! The tray menu as data, from a snapshot: what every platform's tray adapter renders. Pure, so
+//! the labels and the actions behind them are unit-tested without a desktop.
+
+use sandbox_desk::protocol::{ForwardView, Health, IdeChoice, Request, SandboxView, Snapshot};
+
+/// What clicking an entry does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A request to the app model.
+    Request(Request),
+    /// Open (or focus) the window.
+    OpenWindow,
+    /// Stop the app.
+    Quit,
+}
+
+/// One menu entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A line; no action means disabled (a status line).
+    Item { label: String, action: Option<Action> },
+    /// A check item.
+    Check { label: String, checked: bool, action: Action },
+    /// A submenu.
+    Sub { label: String, entries: Vec<Entry> },
+    /// A separator.
+    Separator,
+}
+
+/// The overall state the icon shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mood {
+    /// Nothing needs the user and nothing is forwarded.
+    Idle,
+    /// At least one forward is on.
+    Active,
+    /// A sandbox needs the user (sign-in, unreachable, restarted pod, failed forward).
+    Attention,
+}
+
+/// The icon state for a snapshot.
+pub fn mood(snapshot: &Snapshot) -> Mood {
+    let attention = snapshot.sandboxes.iter().any(|s| {
+        matches!(s.status.health, Health::NeedsSignIn | Health::Unreachable | Health::PodRestarted)
+            || s.forwards.iter().any(|f| !f.on && f.last_error.is_some())
+    });
+    if attention {
+        Mood::Attention
+    } else if snapshot.sandboxes.iter().any(|s| s.forwards.iter().any(|f| f.on)) {
+        Mood::Active
+    } else {
+        Mood::Idle
+    }
+}
+
+/// The tooltip: one line per sandbox.
+pub fn tooltip(snapshot: &Snapshot) -> String {
+    if snapshot.sandboxes.is_empty() {
+        return "No sandboxes yet".into();
+    }
+    snapshot
+        .sandboxes
+        .iter()
+        .map(|s| format!("{}: {}", s.settings.name, health_word(s.status.health)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The whole menu.
+pub fn menu(snapshot: &Snapshot) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = snapshot.sandboxes.iter().map(sandbox_menu).collect();
+    if entries.is_empty() {
+        entries.push(Entry::Item { label: "No sandboxes yet".into(), action: None });
+    }
+    entries.push(Entry::Separator);
+    entries.push(Entry::Item { label: "Open Sandbox Forward…".into(), action: Some(Action::OpenWindow) });
+    let mut preferences = snapshot.preferences.clone();
+    preferences.start_at_login = !preferences.start_at_login;
+    entries.push(Entry::Check {
+        label: "Start at login".into(),
+        checked: snapshot.preferences.start_at_login,
+        action: Action::Request(Request::SetPreferences { preferences }),
+    });
+    entries.push(Entry::Item { label: "Quit".into(), action: Some(Action::Quit) });
+    entries
+}
+
+fn sandbox_menu(s: &SandboxView) -> Entry {
+    let name = s.settings.name.clone();
+    let request = |r: Request| Some(Action::Request(r));
+    let mut entries = vec![
+        Entry::Item {
+            label: format!("{} — {}", health_word(s.status.health), s.status.detail),
+            action: None,
+        },
+        Entry::Item { label: "Connect".into(), action: request(Request::Connect { name: name.clone() }) },
+    ];
+    for (ide, label) in [
+        (IdeChoice::VsCode, "Open in VS Code"),
+        (IdeChoice::Cursor, "Open in Cursor"),
+        (IdeChoice::Gateway, "Open in JetBrains Gateway"),
+        (IdeChoice::Zed, "Open in Zed"),
+        (IdeChoice::Terminal, "Open a terminal (ssh)"),
+    ] {
+        entries.push(Entry::Item {
+            label: label.into(),
+            action: request(Request::OpenIn { name: name.clone(), ide }),
+        });
+    }
+    if !s.forwards.is_empty() {
+        entries.push(Entry::Separator);
+        entries.extend(s.forwards.iter().map(|f| Entry::Check {
+            label: forward_label(f),
+            checked: f.on,
+            action: Action::Request(Request::SetForward {
+                name: name.clone(),
+                remote_port: f.spec.remote_port,
+                on: !f.on,
+            }),
+        }));
+    }
+    if let Some(signed_in) = s.status.signed_in {
+        entries.push(Entry::Separator);
+        entries.push(if signed_in {
+            Entry::Item { label: "Sign out".into(), action: request(Request::SignOut { name: name.clone() }) }
+        } else {
+            Entry::Item {
+                label: "Sign in…".into(), action: request(Request::SignIn { name: name.clone() })
+            }
+        });
+    }
+    let demo = if s.demo { " (demo)" } else { "" };
+    Entry::Sub { label: format!("{} {name}{demo}", health_dot(s.status.health)), entries }
+}
+
+/// `localhost:5173 → :5173 vite — live, 2 connections`.
+pub fn forward_label(f: &ForwardView) -> String {
+    let local = match (f.bound_port, f.spec.local_port) {
+        (Some(p), _) | (None, p @ 1..) => format!("localhost:{p}"),
+        (None, 0) => "localhost:auto".into(),
+    };
+    let label = if f.spec.label.is_empty() { String::new() } else { format!(" {}", f.spec.label) };
+    let state = match (f.on, &f.last_error) {
+        (true, _) if f.active == 1 => " — live, 1 connection".to_owned(),
+        (true, _) => format!(" — live, {} connections", f.active),
+        (false, Some(_)) => " — failed".to_owned(),
+        (false, None) => String::new(),
+    };
+    format!("{local} → :{}{label}{state}", f.spec.remote_port)
+}
+
+fn health_word(h: Health) -> &'static str {
+    match h {
+        Health::Unknown => "Checking",
+        Health::Unreachable => "Unreachable",
+        Health::NeedsSignIn => "Needs sign-in",
+        Health::PodRestarted => "Pod restarted",
+        Health::NotConnected => "Not connected",
+        Health::Ready => "Ready",
+    }
+}
+
+fn health_dot(h: Health) -> &'static str {
+    match h {
+        Health::Ready => "●",
+        Health::NotConnected | Health::Unknown => "○",
+        Health::Unreachable | Health::NeedsSignIn | Health::PodRestarted => "▲",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sandbox_desk::protocol::{AuthSettings, ForwardSpec, Preferences, SandboxSettings, SandboxStatus};
+
+    fn forward(port: u16, on: bool, error: Option<&str>) -> ForwardView {
+        ForwardView {
+            spec: ForwardSpec {
+                remote_port: port,
+                local_port: port,
+                label: "vite".into(),
+                auto_start: false,
+            },
+            on,
+            bound_port: on.then_some(port),
+            active: if on { 2 } else { 0 },
+            total: 3,
+            bytes_sent: 0,
+            bytes_received: 0,
+            last_error: error.map(str::to_owned),
+        }
+    }
+
+    fn snapshot(health: Health, signed_in: Option<bool>, forwards: Vec<ForwardView>) -> Snapshot {
+        Snapshot {
+            sandboxes: vec![SandboxView {
+                settings: SandboxSettings {
+                    name: "dev".into(),
+                    server: "https://x.example".into(),
+                    auth: AuthSettings::None,
+                    remote_folder: "/workspace".into(),
+                },
+                demo: false,
+                status: SandboxStatus {
+                    health,
+                    detail: "Ready: `ssh dev` works.".into(),
+                    key_registered: true,
+                    signed_in,
+                    checked_at: None,
+                },
+                forwards,
+            }],
+            preferences: Preferences::default(),
+            log: vec![],
+            generation: 1,
+        }
+    }
+
+    #[test]
+    fn a_sandbox_submenu_has_status_connect_ides_forwards_and_sign_in() {
+        let snap =
+            snapshot(Health::Ready, Some(false), vec![forward(5173, true, None), forward(9229, false, None)]);
+        let menu = menu(&snap);
+        let Entry::Sub { label, entries } = &menu[0] else { panic!("{menu:?}") };
+        assert_eq!(label, "● dev");
+        assert_eq!(entries[0], Entry::Item { label: "Ready — Ready: `ssh dev` works.".into(), action: None });
+        assert_eq!(
+            entries[1].clone(),
+            Entry::Item {
+                label: "Connect".into(),
+                action: Some(Action::Request(Request::Connect { name: "dev".into() }))
+            }
+        );
+        let labels: Vec<String> = entries
+            .iter()
+            .map(|e| match e {
+                Entry::Item { label, .. } | Entry::Check { label, .. } | Entry::Sub { label, .. } => {
+                    label.clone()
+                }
+                Entry::Separator => "-".into(),
+            })
+            .collect();
+        assert_eq!(
+            labels[2..7],
+            [
+                "Open in VS Code",
+                "Open in Cursor",
+                "Open in JetBrains Gateway",
+                "Open in Zed",
+                "Open a terminal (ssh)"
+            ]
+        );
+        assert!(entries.contains(&Entry::Check {
+            label: "localhost:5173 → :5173 vite — live, 2 connections".into(),
+            checked: true,
+            action: Action::Request(Request::SetForward { name: "dev".into(), remote_port: 5173, on: false }),
+        }));
+        assert!(entries.contains(&Entry::Check {
+            label: "localhost:9229 → :9229 vite".into(),
+            checked: false,
+            action: Action::Request(Request::SetForward { name: "dev".into(), remote_port: 9229, on: true }),
+        }));
+        assert_eq!(labels.last().unwrap(), "Sign in…");
+        assert_eq!(mood(&snap), Mood::Active);
+    }
+
+    #[test]
+    fn the_icon_asks_for_attention_when_a_sandbox_or_forward_needs_the_user() {
+        assert_eq!(mood(&snapshot(Health::Ready, None, vec![])), Mood::Idle);
+        assert_eq!(mood(&snapshot(Health::NeedsSignIn, Some(false), vec![])), Mood::Attention);
+        let failed = forward(5173, false, Some("port 5173 is already in use"));
+        assert_eq!(forward_label(&failed), "localhost:5173 → :5173 vite — failed");
+        assert_eq!(mood(&snapshot(Health::Ready, None, vec![failed])), Mood::Attention);
+    }
+
+    #[test]
+    fn the_app_entries_close_the_menu() {
+        let menu = menu(&Snapshot::default());
+        assert_eq!(menu[0], Entry::Item { label: "No sandboxes yet".into(), action: None });
+        assert!(menu.contains(&Entry::Item { label: "Quit".into(), action: Some(Action::Quit) }));
+        let Some(Entry::Check {
+            checked: false,
+            action: Action::Request(Request::SetPreferences { preferences }),
+            ..
+        }) = menu.iter().find(|e| matches!(e, Entry::Check { label, .. } if label == "Start at login"))
+        else {
+            panic!("{menu:?}")
+        };
+        assert!(preferences.start_at_login);
+    }
+}
