@@ -1,0 +1,51 @@
+// The activity log: a bar showing the latest line, which opens into the whole log.
+import { html, nothing } from "lit-html";
+import type { LogEntry } from "../bindings/LogEntry";
+import { clockTime } from "../format";
+import { changed, state } from "../state";
+
+export function logPanel() {
+  const log = state.snapshot?.log ?? [];
+  const last = log[log.length - 1];
+  const open = state.logOpen;
+  return html`<section class="log-panel ${open ? "open" : ""}" aria-label="Activity">
+    <button
+      type="button"
+      class="log-bar"
+      data-testid="log-toggle"
+      aria-expanded=${open ? "true" : "false"}
+      aria-controls="log-list"
+      @click=${() => {
+        state.logOpen = !state.logOpen;
+        changed();
+      }}
+    >
+      <span class="chevron" aria-hidden="true"></span>
+      <span class="log-title">Activity</span>
+      ${!open && last ? html`<span class="log-last level-${last.level}">${last.message}</span>` : nothing}
+    </button>
+    ${open
+      ? html`<ol id="log-list" class="log" data-testid="log" tabindex="0" aria-label="Activity log">
+          ${log.length ? log.map(line) : html`<li class="muted">Nothing yet.</li>`}
+        </ol>`
+      : nothing}
+  </section>`;
+}
+
+function line(entry: LogEntry) {
+  return html`<li class="log-entry level-${entry.level}" data-testid="log-entry">
+    <time class="mono">${clockTime(entry.at)}</time>
+    <span class="log-level">${entry.level}</span>
+    <span class="log-sandbox">${entry.sandbox ?? "app"}</span>
+    <span class="log-message">${entry.message}</span>
+  </li>`;
+}
+
+/** Newest lines are at the bottom: keep the view there unless the user scrolled up to read. */
+export function keepLogPinned(draw: () => void): void {
+  const before = document.getElementById("log-list");
+  const pinned = !before || before.scrollHeight - before.scrollTop - before.clientHeight < 24;
+  draw();
+  const after = document.getElementById("log-list");
+  if (after && pinned) after.scrollTop = after.scrollHeight;
+}

@@ -1,0 +1,23 @@
+// Switching what the main pane shows.
+import type { SandboxSettings } from "../bindings/SandboxSettings";
+import { newForm } from "../sandboxForm";
+import { afterNextDraw, changed, setFeedback, state, place } from "../state";
+
+export function showSandbox(name: string | null = state.selected): void {
+  state.selected = name;
+  state.view = { kind: "sandbox" };
+  state.confirmingRemove = null;
+  changed();
+}
+
+/** Opens the add (settings null) or edit form, focused on its first field. */
+export function openForm(settings: SandboxSettings | null): void {
+  setFeedback(place.form, null);
+  state.view = { kind: "form", form: newForm(settings) };
+  afterNextDraw(() => document.getElementById("sb-name")?.focus());
+}
+
+export function openPreferences(): void {
+  state.view = { kind: "prefs" };
+  changed();
+}

@@ -1,0 +1,192 @@
+// An in-memory stand-in for the app's core, speaking the real protocol types: enough state
+// (sandboxes, forwards, preferences, log) to assert what the window does with it.
+import type { ForwardView } from "../src/bindings/ForwardView";
+import type { LogEntry } from "../src/bindings/LogEntry";
+import type { Preferences } from "../src/bindings/Preferences";
+import type { Reply } from "../src/bindings/Reply";
+import type { Request } from "../src/bindings/Request";
+import type { SandboxView } from "../src/bindings/SandboxView";
+import type { Snapshot } from "../src/bindings/Snapshot";
+
+export interface FakeSeed {
+  sandboxes?: SandboxView[];
+  log?: LogEntry[];
+  preferences?: Preferences;
+  /** Requests of these kinds fail with this message (an ActionError). */
+  failures?: Partial<Record<Request["kind"], string>>;
+}
+
+declare global {
+  interface Window {
+    __FAKE_SEED__?: FakeSeed;
+    fake: FakeCore;
+  }
+}
+
+/** Thrown as is: the IPC rejects with it, like the core's ActionError. */
+function refuse(message: string): never {
+  throw { message };
+}
+
+export class FakeCore {
+  /** Every request received, in order (polls included). */
+  readonly requests: Request[] = [];
+  readonly failures = new Map<string, string>();
+  private state: Snapshot;
+  /** Stored cookie values, which the snapshot never carries. */
+  private readonly cookies = new Map<string, string>();
+  private clock = 1_767_225_600; // 2026-01-01 00:00:00 UTC
+  private nextPort = 49200;
+
+  constructor(seed: FakeSeed) {
+    this.state = {
+      sandboxes: structuredClone(seed.sandboxes ?? []),
+      preferences: seed.preferences ?? { defaultIde: "vsCode", startAtLogin: false, notifications: true },
+      log: structuredClone(seed.log ?? []),
+      generation: 1,
+    };
+    for (const [kind, message] of Object.entries(seed.failures ?? {})) this.failures.set(kind, message);
+  }
+
+  fail(kind: Request["kind"], message: string): void {
+    this.failures.set(kind, message);
+  }
+
+  succeed(kind: Request["kind"]): void {
+    this.failures.delete(kind);
+  }
+
+  /** The Tauri command handler. */
+  handle(cmd: string, args: unknown): Reply {
+    if (cmd !== "rpc") throw `unknown command ${cmd}`;
+    const request = structuredClone((args as { request: Request }).request);
+    this.requests.push(request);
+    const failure = this.failures.get(request.kind);
+    if (failure) refuse(failure);
+    const notice = this.apply(request);
+    return structuredClone({ snapshot: this.state, notice });
+  }
+
+  private apply(request: Request): string | null {
+    switch (request.kind) {
+      case "snapshot":
+        this.traffic();
+        return null;
+      case "refresh":
+        for (const s of this.state.sandboxes) s.status.checkedAt = this.clock;
+        this.changed(null, "Checked every sandbox");
+        return null;
+      case "saveSandbox": {
+        const { original, settings } = request;
+        const taken = this.state.sandboxes.some((s) => s.settings.name === settings.name);
+        if (taken && original !== settings.name) refuse(`a sandbox named ${settings.name} already exists; pick another name`);
+        if (settings.auth.mode === "cookie") {
+          if (settings.auth.value) this.cookies.set(settings.name, settings.auth.value);
+          settings.auth.value = ""; // secrets never go back to a face
+        }
+        if (original === null) {
+          this.state.sandboxes.push({
+            settings,
+            demo: false,
+            status: {
+              health: "notConnected",
+              detail: `Reachable; Connect sets up ssh ${settings.name}.`,
+              keyRegistered: false,
+              signedIn: settings.auth.mode === "oidc" ? false : null,
+              checkedAt: this.clock,
+            },
+            forwards: [],
+          });
+        } else {
+          this.sandbox(original).settings = settings;
+        }
+        this.changed(settings.name, `Saved ${settings.name}`);
+        return `Saved ${settings.name}`;
+      }
+      case "removeSandbox":
+        this.sandbox(request.name);
+        this.state.sandboxes = this.state.sandboxes.filter((s) => s.settings.name !== request.name);
+        this.changed(request.name, "Removed");
+        return `Removed ${request.name}`;
+      case "connect": {
+        const s = this.sandbox(request.name);
+        Object.assign(s.status, { health: "ready", keyRegistered: true, detail: `ssh ${request.name} works.` });
+        this.changed(request.name, "Connected");
+        return `Connected; opening VS Code`;
+      }
+      case "openIn":
+        this.sandbox(request.name);
+        return `Opening ${request.ide}`;
+      case "signIn":
+      case "signOut":
+        this.sandbox(request.name).status.signedIn = request.kind === "signIn";
+        this.changed(request.name, request.kind === "signIn" ? "Signed in" : "Signed out");
+        return request.kind === "signIn" ? "Signed in" : "Signed out";
+      case "saveForward": {
+        const s = this.sandbox(request.name);
+        const existing = s.forwards.find((f) => f.spec.remotePort === request.forward.remotePort);
+        if (existing) existing.spec = request.forward;
+        else s.forwards.push(offForward(request.forward));
+        this.changed(request.name, `Saved forward :${request.forward.remotePort}`);
+        return `Saved forward :${request.forward.remotePort}`;
+      }
+      case "removeForward": {
+        const s = this.sandbox(request.name);
+        s.forwards = s.forwards.filter((f) => f.spec.remotePort !== request.remotePort);
+        this.changed(request.name, `Removed forward :${request.remotePort}`);
+        return `Removed forward :${request.remotePort}`;
+      }
+      case "setForward": {
+        const f = this.forward(request.name, request.remotePort);
+        if (request.on) {
+          Object.assign(f, { on: true, boundPort: f.spec.localPort || this.nextPort++, active: 0, lastError: null });
+        } else {
+          Object.assign(f, { on: false, boundPort: null, active: 0 });
+        }
+        const said = request.on ? `Forwarding 127.0.0.1:${f.boundPort} → :${request.remotePort}` : `Stopped :${request.remotePort}`;
+        this.changed(request.name, said);
+        return said;
+      }
+      case "setPreferences":
+        this.state.preferences = request.preferences;
+        this.changed(null, "Preferences saved");
+        return "Preferences saved";
+    }
+  }
+
+  /** Each poll, every forward that is on carries a connection and some bytes. */
+  private traffic(): void {
+    let moved = false;
+    for (const s of this.state.sandboxes) {
+      for (const f of s.forwards.filter((f) => f.on)) {
+        if (f.total === 0) f.total = 1;
+        f.active = 1;
+        f.bytesSent += 1536;
+        f.bytesReceived += 3 * 1024 * 1024;
+        moved = true;
+      }
+    }
+    if (moved) this.state.generation += 1;
+  }
+
+  private changed(sandbox: string | null, message: string): void {
+    this.clock += 1;
+    this.state.log.push({ at: this.clock, level: "info", sandbox, message });
+    this.state.generation += 1;
+  }
+
+  private sandbox(name: string): SandboxView {
+    return this.state.sandboxes.find((s) => s.settings.name === name) ?? refuse(`there is no sandbox named ${name}`);
+  }
+
+  private forward(name: string, remotePort: number): ForwardView {
+    return (
+      this.sandbox(name).forwards.find((f) => f.spec.remotePort === remotePort) ??
+      refuse(`${name} has no forward for port ${remotePort}`)
+    );
+  }
+}
+
+export function offForward(spec: ForwardView["spec"]): ForwardView {
+  return { spec, on: false, boundPort: null, active: 0, total: 0, bytesSent: 0, bytesReceived: 0, lastError: null };
+}

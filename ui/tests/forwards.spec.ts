@@ -1,0 +1,88 @@
+import { expect, test } from "@playwright/test";
+import { forward, openApp, requests, sandbox } from "./support";
+
+const seed = {
+  sandboxes: [
+    sandbox("dev", {
+      forwards: [forward(5173, { label: "vite", localPort: 0 }), forward(8888, { label: "Jupyter" })],
+    }),
+  ],
+};
+
+test("turning a forward on shows the bound port and live numbers; off stops it", async ({ page }) => {
+  await openApp(page, seed);
+  const row = page.getByTestId("forward-row-5173");
+  const toggle = page.getByTestId("forward-toggle-5173");
+  await expect(toggle).not.toBeChecked();
+  await expect(row.getByTestId("forward-address-5173")).toHaveText("localhost:auto → :5173");
+  await expect(row.getByTestId("forward-traffic-5173")).toContainText("0 B");
+
+  await toggle.check();
+  expect(await requests(page, "setForward")).toEqual([{ kind: "setForward", name: "dev", remotePort: 5173, on: true }]);
+  await expect(toggle).toBeChecked();
+  await expect(row.getByTestId("forward-address-5173")).toHaveText("localhost:49200 → :5173");
+  await expect(row.getByTestId("forward-notice-5173")).toHaveText("Forwarding 127.0.0.1:49200 → :5173");
+  // The fake carries traffic on every poll: the numbers move without any click.
+  await expect(row.getByTestId("forward-conns-5173")).toHaveText("1 / 1");
+  await expect(row.getByTestId("forward-traffic-5173")).toContainText(/↑ \d+(\.\d)? KiB ↓ \d+(\.\d)? MiB/);
+  const before = await row.getByTestId("forward-traffic-5173").textContent();
+  await expect(row.getByTestId("forward-traffic-5173")).not.toHaveText(before ?? "");
+
+  await toggle.uncheck();
+  await expect(toggle).not.toBeChecked();
+  await expect(row.getByTestId("forward-address-5173")).toHaveText("localhost:auto → :5173");
+  expect((await requests(page, "setForward")).map((r) => r.on)).toEqual([true, false]);
+  // The other forward was never touched.
+  await expect(page.getByTestId("forward-toggle-8888")).not.toBeChecked();
+});
+
+test("a refused toggle shows its reason on that row only and falls back to off", async ({ page }) => {
+  const message = "port 5173 is already in use on this computer; stop what uses it or pick another local port.";
+  await openApp(page, { ...seed, failures: { setForward: message } });
+  const toggle = page.getByTestId("forward-toggle-5173");
+  await toggle.click();
+
+  await expect(page.getByTestId("forward-error-5173")).toHaveText(message);
+  await expect(page.getByTestId("forward-row-5173")).toContainText(message);
+  await expect(toggle).not.toBeChecked();
+  await expect(toggle).toBeEnabled();
+  // Nowhere else: not on the other row, not by Connect, not as a toast or banner.
+  await expect(page.getByTestId("forward-row-8888")).not.toContainText(message);
+  await expect(page.getByTestId("connect-area")).not.toContainText(message);
+  await expect(page.getByText(message)).toHaveCount(1);
+  expect(await requests(page, "setForward")).toEqual([{ kind: "setForward", name: "dev", remotePort: 5173, on: true }]);
+});
+
+test("add a forward from a preset chip; toggle auto-start; remove it", async ({ page }) => {
+  await openApp(page, { sandboxes: [sandbox("dev")] });
+  await expect(page.getByTestId("no-forwards")).toBeVisible();
+  const form = page.getByTestId("forward-form");
+
+  // Out of range: caught before any request.
+  await form.getByLabel("Pod port").fill("80");
+  await form.getByTestId("forward-add").click();
+  await expect(form.getByTestId("forward-remote-error")).toContainText("1024 to 65535");
+  expect(await requests(page, "saveForward")).toEqual([]);
+
+  await form.getByTestId("preset-5678").click();
+  await expect(form.getByLabel("Pod port")).toHaveValue("5678");
+  await expect(form.getByLabel("Label")).toHaveValue("debugpy");
+  await form.getByLabel("Local port").fill("15678");
+  await form.getByTestId("forward-add").click();
+
+  const row = page.getByTestId("forward-row-5678");
+  await expect(row.getByTestId("forward-address-5678")).toHaveText("localhost:15678 → :5678");
+  await expect(form.getByLabel("Pod port")).toHaveValue("");
+  await expect(form.getByTestId("preset-5678")).toHaveCount(0);
+
+  await row.getByTestId("forward-autostart-5678").check();
+  await expect(row.getByTestId("forward-autostart-5678")).toBeChecked();
+  await row.getByTestId("forward-remove-5678").click();
+  await expect(row).toHaveCount(0);
+
+  expect(await requests(page, "saveForward")).toEqual([
+    { kind: "saveForward", name: "dev", forward: { remotePort: 5678, localPort: 15678, label: "debugpy", autoStart: false } },
+    { kind: "saveForward", name: "dev", forward: { remotePort: 5678, localPort: 15678, label: "debugpy", autoStart: true } },
+  ]);
+  expect(await requests(page, "removeForward")).toEqual([{ kind: "removeForward", name: "dev", remotePort: 5678 }]);
+});

@@ -1,0 +1,88 @@
+import { expect, test } from "@playwright/test";
+import { actions, openApp, requests, sandbox } from "./support";
+
+test("a Connect failure is shown beside Connect; the log lists entries", async ({ page }) => {
+  const message = "sandboxes.example.com refused the sign-in (401); sign in again.";
+  await openApp(page, {
+    sandboxes: [sandbox("dev", { status: { ...sandbox("dev").status, health: "needsSignIn", detail: "Sign in again." } })],
+    log: [
+      { at: 1_767_225_600, level: "info", sandbox: null, message: "Sandbox Forward started" },
+      { at: 1_767_225_605, level: "error", sandbox: "dev", message: "forward :5173 stopped: pod unreachable" },
+    ],
+    failures: { connect: message },
+  });
+  await expect(page.getByTestId("sandbox-status-dev")).toHaveText("Needs sign-in");
+
+  await page.getByTestId("connect").click();
+  const area = page.getByTestId("connect-area");
+  await expect(area.getByTestId("connect-error")).toHaveText(message);
+  await expect(page.getByTestId("ports")).not.toContainText(message);
+  expect(await actions(page)).toEqual([{ kind: "connect", name: "dev" }]);
+  // Retrying clears the old error and shows the outcome.
+  await page.evaluate(() => window.fake.succeed("connect"));
+  await page.getByTestId("connect").click();
+  await expect(area.getByTestId("connect-error")).toHaveCount(0);
+  await expect(area.getByTestId("connect-notice")).toHaveText("Connected; opening VS Code");
+  await expect(page.getByTestId("sandbox-status-dev")).toHaveText("Ready");
+
+  // The log bar shows the latest line; opened, it lists every entry, newest last.
+  await expect(page.getByTestId("log-toggle")).toContainText("Connected");
+  await page.getByTestId("log-toggle").click();
+  const entries = page.getByTestId("log").getByTestId("log-entry");
+  await expect(entries).toHaveCount(3);
+  await expect(entries.nth(0)).toContainText("Sandbox Forward started");
+  await expect(entries.nth(1)).toContainText("dev");
+  await expect(entries.nth(1)).toContainText("forward :5173 stopped: pod unreachable");
+  await expect(entries.nth(1)).toHaveClass(/level-error/);
+  await expect(entries.nth(1).locator("time")).toHaveText(/^\d\d:\d\d:\d\d$/);
+  await expect(entries.nth(2)).toContainText("Connected");
+});
+
+test("Open in and sign-in send the chosen action", async ({ page }) => {
+  const oidc = sandbox("dev", {
+    settings: {
+      name: "dev",
+      server: "https://s.example.com",
+      auth: { mode: "oidc", issuer: "https://id.example.com", clientId: "c", scopes: ["openid"], audience: null },
+      remoteFolder: "/workspace",
+    },
+    status: { ...sandbox("dev").status, signedIn: false },
+  });
+  await openApp(page, { sandboxes: [oidc], preferences: { defaultIde: "zed", startAtLogin: false, notifications: true } });
+  await expect(page.getByTestId("open-in-select")).toHaveValue("zed");
+  await page.getByTestId("open-in-select").selectOption("gateway");
+  await page.getByTestId("open-in").click();
+  await page.getByTestId("sign-in").click();
+  await expect(page.getByTestId("sign-out")).toBeVisible();
+  expect(await actions(page)).toEqual([
+    { kind: "openIn", name: "dev", ide: "gateway" },
+    { kind: "signIn", name: "dev" },
+  ]);
+});
+
+test("preferences are saved as they change", async ({ page }) => {
+  await openApp(page, { sandboxes: [sandbox("dev")] });
+  await page.getByTestId("open-preferences").click();
+  await page.getByLabel("Default editor").selectOption("cursor");
+  await expect(page.getByTestId("prefs-notice")).toHaveText("Preferences saved");
+  await page.getByRole("switch", { name: "Start at login" }).check();
+  await expect(page.getByRole("switch", { name: "Start at login" })).toBeChecked();
+  expect(await requests(page, "setPreferences")).toEqual([
+    { kind: "setPreferences", preferences: { defaultIde: "cursor", startAtLogin: false, notifications: true } },
+    { kind: "setPreferences", preferences: { defaultIde: "cursor", startAtLogin: true, notifications: true } },
+  ]);
+  await page.getByTestId("close-preferences").click();
+  await expect(page.getByTestId("open-in-select")).toHaveValue("cursor");
+});
+
+test("dark mode follows the system", async ({ page }) => {
+  await openApp(page, { sandboxes: [sandbox("dev")] });
+  await expect(page.getByTestId("detail-name")).toBeVisible();
+  const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  await page.emulateMedia({ colorScheme: "light" });
+  const light = await background();
+  await page.emulateMedia({ colorScheme: "dark" });
+  const dark = await background();
+  expect(light).toBe("rgb(245, 246, 248)");
+  expect(dark).toBe("rgb(22, 24, 29)");
+});
