@@ -51,6 +51,10 @@ async fn main() -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
 
+    // For scripts and tests that must stop us by PID.
+    let pid_file = paths.config_dir.join("run").join("tray.pid");
+    let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
+
     let install = Installation {
         paths,
         // ssh runs the CLI as ProxyCommand: the one installed beside us.
@@ -93,7 +97,8 @@ async fn main() -> anyhow::Result<()> {
     };
     #[cfg(not(target_os = "linux"))]
     tracing::warn!("this build has no tray icon on this OS yet; use the window");
-    drop(actions);
+    // `actions` stays alive: without a tray icon the process still serves the window until
+    // it is told to stop.
 
     loop {
         tokio::select! {
@@ -120,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
     }
     service.shutdown().await;
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&pid_file);
     Ok(())
 }
 

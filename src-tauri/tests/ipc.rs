@@ -1,0 +1,145 @@
+//! The window's IPC as the UI uses it (`invoke("rpc", {request})`), through Tauri's mock runtime,
+//! to a real control socket served by a real `sandbox_desk::Service`: what the webview sends
+//! deserialises into a `Request`, and a `Reply` or an `ActionError` (`{message}`) comes back.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sandbox_core::paths::Paths;
+use sandbox_core::setup::Installation;
+use sandbox_core::ssh_config::Platform;
+use sandbox_desk::control::{self, ControlClient, ControlServer};
+use sandbox_desk::protocol::Reply;
+use sandbox_desk::{Desktop, Service, ServiceConfig};
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+use tauri::WebviewWindowBuilder;
+
+/// A desktop that does nothing (no IDE, browser or notification in a test).
+struct NoDesktop;
+
+impl Desktop for NoDesktop {
+    fn open_url(&self, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn open_browser(&self, _: &str) {}
+    fn find_executable(&self, _: &str) -> Option<PathBuf> {
+        None
+    }
+    fn notify(&self, _: &str, _: &str) {}
+    fn set_start_at_login(&self, _: bool) -> Result<(), String> {
+        Ok(())
+    }
+    fn key_comment(&self) -> String {
+        "test@laptop".into()
+    }
+}
+
+/// Serves a fresh service on the control socket of a temporary home, as the tray process does.
+fn serve(home: &std::path::Path) -> ControlClient {
+    let paths = Paths::from_home(home);
+    let socket = control::socket_path(&paths);
+    let service = Service::new(ServiceConfig {
+        install: Installation {
+            paths,
+            binary: PathBuf::from("sandbox-forward"),
+            platform: Platform::current(),
+            prefer_keychain: false,
+        },
+        desktop: Arc::new(NoDesktop),
+        agent_binary: None,
+    });
+    let server =
+        tauri::async_runtime::block_on(ControlServer::bind(&socket)).expect("bind the control socket");
+    tauri::async_runtime::spawn(server.run(service));
+    ControlClient::new(socket)
+}
+
+/// A loopback port nothing listens on: probes of a sandbox there fail at once, offline.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn invoke(webview: &tauri::WebviewWindow<tauri::test::MockRuntime>, args: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        webview,
+        InvokeRequest {
+            cmd: "rpc".into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|body| body.deserialize::<Value>().unwrap())
+}
+
+#[test]
+fn rpc_carries_requests_to_the_tray_process_and_its_answers_back() {
+    let home = tempfile::tempdir().unwrap();
+    let client = serve(home.path());
+    let app = sandbox_forward_app::builder(mock_builder(), client)
+        .build(mock_context(noop_assets()))
+        .expect("build the app");
+    let webview = WebviewWindowBuilder::new(&app, sandbox_forward_app::MAIN_WINDOW, Default::default())
+        .build()
+        .unwrap();
+
+    let server = format!("http://127.0.0.1:{}", closed_port());
+    let reply = invoke(
+        &webview,
+        json!({"request": {
+            "kind": "saveSandbox",
+            "original": null,
+            "settings": {"name": "staging", "server": server, "auth": {"mode": "none"}, "remoteFolder": ""},
+        }}),
+    )
+    .unwrap_or_else(|e| panic!("saveSandbox failed: {e}"));
+    let reply: Reply = serde_json::from_value(reply).expect("a Reply");
+    let names: Vec<_> = reply.snapshot.sandboxes.iter().map(|s| s.settings.name.as_str()).collect();
+    assert_eq!(names, ["staging"]);
+    assert!(reply.notice.as_deref().is_some_and(|n| n.contains("staging")), "{:?}", reply.notice);
+
+    // The snapshot the UI polls shows it too.
+    let reply = invoke(&webview, json!({"request": {"kind": "snapshot"}})).unwrap();
+    assert_eq!(reply["snapshot"]["sandboxes"][0]["settings"]["server"], json!(server));
+
+    // A refused action rejects with the ActionError, `{message}`, as the UI expects.
+    let error = invoke(
+        &webview,
+        json!({"request": {
+            "kind": "saveSandbox",
+            "original": null,
+            "settings": {"name": "not a name!", "server": server, "auth": {"mode": "none"}, "remoteFolder": ""},
+        }}),
+    )
+    .expect_err("a bad name is refused");
+    let message = error["message"].as_str().unwrap_or_else(|| panic!("not an ActionError: {error}"));
+    assert!(message.contains("invalid sandbox name"), "{message}");
+    assert_eq!(error.as_object().unwrap().len(), 1, "{error}");
+}
+
+#[test]
+fn without_a_tray_process_every_call_says_so() {
+    let home = tempfile::tempdir().unwrap();
+    let client = ControlClient::new(control::socket_path(&Paths::from_home(home.path())));
+    let app = sandbox_forward_app::builder(mock_builder(), client)
+        .build(mock_context(noop_assets()))
+        .expect("build the app");
+    let webview = WebviewWindowBuilder::new(&app, sandbox_forward_app::MAIN_WINDOW, Default::default())
+        .build()
+        .unwrap();
+
+    let error = invoke(&webview, json!({"request": {"kind": "snapshot"}})).expect_err("no tray process");
+    let message = error["message"].as_str().unwrap_or_else(|| panic!("not an ActionError: {error}"));
+    assert!(message.contains("tray process is not running"), "{message}");
+
+    // A request the protocol does not know is refused by the IPC layer before reaching anyone.
+    let error = invoke(&webview, json!({"request": {"kind": "selfDestruct"}})).expect_err("unknown kind");
+    assert!(error.as_str().is_some_and(|e| e.contains("selfDestruct")), "{error}");
+}
