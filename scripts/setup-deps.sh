@@ -24,6 +24,21 @@ have openssl || need+=(openssl)
 have node || need+=(nodejs)
 have npm || need+=(npm)
 
+# The desktop app (Tauri 2 on WebKitGTK): build libraries, and to run and test it a virtual
+# display, a private D-Bus session, WebKit's WebDriver, and Chromium for the UI tests.
+for pkg in libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev \
+    libsoup-3.0-dev libjavascriptcoregtk-4.1-dev libxdo-dev xdg-utils; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+have Xvfb || need+=(xvfb)
+have xauth || need+=(xauth)
+have dbus-run-session || need+=(dbus-x11)
+have WebKitWebDriver || need+=(webkit2gtk-driver)
+[ -x /usr/libexec/at-spi-bus-launcher ] || need+=(at-spi2-core)
+have import || need+=(imagemagick)
+have chromium || need+=(chromium)
+have python3 || need+=(python3)
+
 install_packages ${need[@]+"${need[@]}"}
 
 # OIDC tests: the OpenID provider is node-oidc-provider (tests/oidc), pinned by its lockfile.
@@ -37,7 +52,23 @@ if [ ! -f "$here/tests/oidc/node_modules/oidc-provider/package.json" ]; then
     (cd "$here/tests/oidc" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# The window's UI (ui/): Vite, TypeScript, Playwright (drives Debian's chromium; never
+# downloads browsers), pinned by its lockfile.
+if [ ! -f "$here/ui/node_modules/.package-lock.json" ] || [ "$here/ui/package-lock.json" -nt "$here/ui/node_modules/.package-lock.json" ]; then
+    echo "Installing ui node modules (npm ci)"
+    (cd "$here/ui" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 if ! have cargo; then
     echo "cargo not found: install Rust from https://rustup.rs (or the distribution's rustup package)" >&2
     exit 1
+fi
+
+# WebDriver for the real app: tauri-driver (crates.io) in front of WebKitWebDriver. Kept with the
+# build cache so CI installs it once.
+tools="${CARGO_TARGET_DIR:-$here/target}/tools"
+if [ ! -x "$tools/bin/tauri-driver" ]; then
+    echo "Installing tauri-driver into $tools"
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/target}/tools-build" \
+        cargo install tauri-driver --locked --root "$tools" --quiet
 fi

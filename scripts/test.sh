@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Sets everything up and runs every test: formatting, lints, unit and end-to-end tests.
+# Sets everything up and runs every test: formatting, lints, unit and end-to-end tests, the
+# window's UI tests in headless Chromium, and the real app driven over WebDriver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup-deps.sh
 export CARGO_TERM_COLOR=never
+# The app embeds the built UI (ui/dist): build it before any cargo step compiles the app.
+(cd ui && npm run build --silent)
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The end-to-end tests run the real binaries: build them first.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
+(cd ui && npm test --silent)
+scripts/e2e-app.sh "${CARGO_TARGET_DIR:-target}/debug/sandbox-forward-app"
