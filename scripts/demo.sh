@@ -1,31 +1,22 @@
 #!/usr/bin/env bash
-# Sets everything up and runs Sandbox Forward against a local demo sandbox: a sandbox-agent on
-# loopback in dev mode, registered as the ssh host "demo".
+# Sets everything up and runs the Sandbox Forward desktop app. With nothing configured the app
+# offers its local demo sandbox (a sandbox-agent on loopback, token-protected): click Connect,
+# or toggle a forward. Without a display (a bare SSH session) it runs on a virtual one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup-deps.sh
+(cd ui && npm run build --silent)
 cargo build --release --bins --locked
-bin="$PWD/target/release"
-[ -n "${CARGO_TARGET_DIR:-}" ] && bin="$CARGO_TARGET_DIR/release"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
-workspace="${SANDBOX_DEMO_WORKSPACE:-$HOME/sandbox-demo-workspace}"
-mkdir -p "$workspace"
-port="${SANDBOX_DEMO_PORT:-19877}"
-
-"$bin/sandbox-agent" --api-addr "127.0.0.1:$port" --workspace "$workspace" --dev-mode \
-    > /tmp/sandbox-demo-agent.out 2> /tmp/sandbox-demo-agent.log &
-agent=$!
-trap 'kill $agent 2>/dev/null || true' EXIT
-for _ in $(seq 50); do grep -q listening /tmp/sandbox-demo-agent.out 2>/dev/null && break; sleep 0.1; done
-
-"$bin/sandbox-forward" ssh-setup demo --server "http://127.0.0.1:$port"
 cat <<MSG
-
-The demo sandbox is running (workspace: $workspace).
-  ssh demo                                     # a shell in the sandbox
-  code --remote ssh-remote+demo $workspace     # VS Code
-  $bin/sandbox-forward proxy --server http://127.0.0.1:$port --port 5173   # forward a dev server
-Agent log: /tmp/sandbox-demo-agent.log. Press Ctrl-C to stop; \`$bin/sandbox-forward forget demo\` removes the demo from ~/.ssh/config.
+Starting Sandbox Forward: the window opens; closing it leaves the app in the tray.
+  CLI beside it:   $bin/sandbox-forward status
+  Stop the app:    the tray's Quit, or: kill \$(cat ~/.config/sandbox/run/tray.pid)
 MSG
-wait $agent
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+    exec "$bin/sandbox-forward-app"
+fi
+echo "(no display: running on a virtual one; screenshots with: DISPLAY=... import -window root shot.png)"
+exec dbus-run-session -- xvfb-run -a -s "-screen 0 1280x800x24" "$bin/sandbox-forward-app"

@@ -38,7 +38,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Proxy(args) => proxy(args).await,
         Command::Forward(cmd) => forward_config(cmd),
         Command::Up { name, all } => up(&name, all).await,
-        Command::Open { name, ide, folder, print } => open_in_ide(&name, ide, folder, print),
+        Command::Open { name, ide, folder, print } => open_in_ide(&name, ide, folder, print).await,
         Command::Status { name, offline } => status(name.as_deref(), offline).await,
         Command::List => list(),
         Command::Forget { name } => forget(&name).await,
@@ -432,7 +432,7 @@ async fn up(name: &str, all: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open_in_ide(name: &str, ide: Ide, folder: Option<String>, print: bool) -> anyhow::Result<ExitCode> {
+async fn open_in_ide(name: &str, ide: Ide, folder: Option<String>, print: bool) -> anyhow::Result<ExitCode> {
     let name = SandboxName::new(name)?;
     let install = environment::installation()?;
     let profile = install.profiles().load(&name)?;
@@ -443,6 +443,9 @@ fn open_in_ide(name: &str, ide: Ide, folder: Option<String>, print: bool) -> any
         println!("{}", plan.command_line(os));
         return Ok(ExitCode::SUCCESS);
     }
+    // What the app's Connect does: the key registered (again, after a pod restart) and the
+    // Host block written, so the IDE's ssh lands.
+    install.connect(&name, &environment::key_comment()).await?;
     ide::launch(ide, &plan, &environment::open_url)?;
     println!("Opening {folder} in {name} with {ide}");
     Ok(ExitCode::SUCCESS)
