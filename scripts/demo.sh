@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 scripts/setup-deps.sh
 (cd ui && npm run build --silent)
-cargo build --release --bins --locked
+cargo build --release --workspace --bins --locked
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
 cat <<MSG
