@@ -38,6 +38,7 @@ have WebKitWebDriver || need+=(webkit2gtk-driver)
 have import || need+=(imagemagick)
 have chromium || need+=(chromium)
 have python3 || need+=(python3)
+have gdbus || need+=(libglib2.0-bin)
 
 install_packages ${need[@]+"${need[@]}"}
 
