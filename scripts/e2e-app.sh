@@ -11,6 +11,7 @@ if [ -z "${E2E_INSIDE:-}" ]; then
 fi
 tools="${CARGO_TARGET_DIR:-$here/target}/tools/bin"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port_open() { python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$1)))"; }
 
 work="$(mktemp -d)"
 pids=()
@@ -60,16 +61,16 @@ if [ "$status" -eq 0 ]; then
     item="$(grep -o "([0-9]*, {'label': <'localhost:$local_port → :$pod_port e2e web — live" <<<"$layout" | grep -o '^([0-9]*' | tr -d '(')"
     if [ -z "$item" ]; then
         echo "tray menu lacks the live forward:"; echo "$layout"; status=1
-    elif ! python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$local_port)))"; then
+    elif ! port_open "$local_port"; then
         echo "localhost:$local_port closed although the tray shows it live"; status=1
     else
         gdbus call --session --dest "$(head -1 <<<"$layout")" --object-path /MenuBar \
             --method com.canonical.dbusmenu.Event "$item" clicked '<"">' 0 >/dev/null
         for _ in $(seq 50); do
-            python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$local_port))==0)" && break
+            port_open "$local_port" || break
             sleep 0.1
         done
-        if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$local_port))==0)"; then
+        if ! port_open "$local_port"; then
             echo "ok: the tray menu showed the forward live; clicking it closed localhost:$local_port"
         else
             echo "clicking the tray's forward item did not close localhost:$local_port"; status=1

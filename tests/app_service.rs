@@ -16,7 +16,7 @@ use sandbox_desk::protocol::{
     AuthSettings, ForwardSpec, Health, IdeChoice, Reply, Request, SandboxSettings, SandboxView,
 };
 use sandbox_desk::{Desktop, Service, ServiceConfig};
-use sandbox_tests::{bin, ok, run, Home};
+use sandbox_tests::{bin, echo_server, ok, run, Home};
 
 /// A desktop that records what the app asked of it.
 #[derive(Default)]
@@ -66,24 +66,6 @@ async fn call(service: &Service, request: Request) -> Reply {
 
 fn sandbox<'a>(reply: &'a Reply, name: &str) -> &'a SandboxView {
     reply.snapshot.sandboxes.iter().find(|s| s.settings.name == name).unwrap_or_else(|| panic!("no {name}"))
-}
-
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut c in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 || c.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

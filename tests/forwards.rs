@@ -10,26 +10,7 @@ use sandbox_core::api::{ApiClient, Endpoint};
 use sandbox_core::forwards::{Forwards, PortForward};
 use sandbox_core::name::SandboxName;
 use sandbox_core::server::ServerUrl;
-use sandbox_tests::Agent;
-
-/// An echo server "in the pod".
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut c in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 || c.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
+use sandbox_tests::{echo_server, Agent};
 
 fn client(url: &str) -> ApiClient {
     let endpoint = Endpoint {

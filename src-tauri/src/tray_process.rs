@@ -3,7 +3,9 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+#[cfg(unix)]
+use std::process::Command;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use sandbox_desk::control::ControlClient;
@@ -47,7 +49,7 @@ fn become_tray(tray: &Path) -> ExitCode {
 
 #[cfg(not(unix))]
 fn become_tray(tray: &Path) -> ExitCode {
-    match spawn_detached(tray) {
+    match sandbox_core::detached::spawn(tray) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("cannot start {}: {e}", tray.display());
@@ -63,7 +65,7 @@ pub async fn ensure_running(client: &ControlClient) -> Result<(), String> {
         return Ok(());
     }
     let tray = tray_binary().map_err(|e| format!("cannot find {TRAY_BINARY}: {e}"))?;
-    let mut child = spawn_detached(&tray).map_err(|e| {
+    let mut child = sandbox_core::detached::spawn(&tray).map_err(|e| {
         format!(
             "cannot start the tray process {}: {e}; the window cannot do anything without it",
             tray.display()
@@ -87,25 +89,4 @@ pub async fn ensure_running(client: &ControlClient) -> Result<(), String> {
         }
         tokio::time::sleep(POLL_EVERY).await;
     }
-}
-
-/// Starts `program` so that it outlives this process and its terminal: no stdin or stdout, in a
-/// process group (Unix) or console-less process (Windows) of its own. Stderr is shared, so its
-/// log goes where this one's does.
-fn spawn_detached(program: &Path) -> io::Result<std::process::Child> {
-    let mut command = Command::new(program);
-    command.stdin(Stdio::null()).stdout(Stdio::null());
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        command.process_group(0);
-    }
-    #[cfg(windows)]
-    {
-        use std::os::windows::process::CommandExt;
-        const DETACHED_PROCESS: u32 = 0x0000_0008;
-        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
-        command.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
-    }
-    command.spawn()
 }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod browser;
+pub mod detached;
 pub mod forward;
 pub mod forwards;
 pub mod fsutil;

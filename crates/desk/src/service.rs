@@ -312,7 +312,7 @@ impl Service {
         let install = &self.inner.install;
         let profile = install.profiles().load(name).map_err(fail)?;
         if let Some(session) = install.session(name, &profile).await {
-            if !matches!(session.stored(), Ok(Some(t)) if t.usable() || t.refresh_token.is_some()) {
+            if !session.signed_in() {
                 self.sign_in(name).await?;
             }
         }
@@ -654,11 +654,5 @@ fn describe(spec: &PortForward) -> String {
 impl From<String> for ActionError {
     fn from(message: String) -> Self {
         ActionError { message }
-    }
-}
-
-impl From<&str> for ActionError {
-    fn from(message: &str) -> Self {
-        ActionError { message: message.to_owned() }
     }
 }

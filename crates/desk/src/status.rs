@@ -1,7 +1,9 @@
 //! Probing a sandbox: is its server reachable with our credentials, are we signed in, is `ssh
 //! NAME` set up, has the pod restarted since. One function, no state.
 
-use sandbox_core::api::ApiError;
+use std::sync::Arc;
+
+use sandbox_core::api::{ApiClient, ApiError, BearerSource};
 use sandbox_core::known_hosts;
 use sandbox_core::name::SandboxName;
 use sandbox_core::oidc::token_store::now_secs;
@@ -24,17 +26,19 @@ pub async fn probe(install: &Installation, name: &SandboxName) -> SandboxStatus 
         Ok(p) => p,
         Err(e) => return status(Health::Unreachable, e.to_string(), None),
     };
-    let mut signed_in = None;
-    if let Some(session) = install.session(name, &profile).await {
-        let usable = matches!(session.stored(), Ok(Some(t)) if t.usable() || t.refresh_token.is_some());
-        signed_in = Some(usable);
-        if !usable {
-            return status(Health::NeedsSignIn, format!("Sign in to {name} to use it."), signed_in);
-        }
+    // The session opened once serves both the sign-in check and the probe's bearer token.
+    let session = install.session(name, &profile).await;
+    let signed_in = session.as_ref().map(|s| s.signed_in());
+    if signed_in == Some(false) {
+        return status(Health::NeedsSignIn, format!("Sign in to {name} to use it."), signed_in);
     }
-    let api = match install.client(name).await {
+    let api = profile.endpoint().map_err(|e| e.to_string()).and_then(|mut endpoint| {
+        endpoint.bearer = session.map(|s| Arc::new(s) as Arc<dyn BearerSource>);
+        ApiClient::new(endpoint).map_err(|e| e.to_string())
+    });
+    let api = match api {
         Ok(api) => api,
-        Err(e) => return status(Health::Unreachable, e.to_string(), signed_in),
+        Err(e) => return status(Health::Unreachable, e, signed_in),
     };
     match api.ssh_port().await {
         Err(e @ (ApiError::Unauthorized { .. } | ApiError::SignIn(_))) => {

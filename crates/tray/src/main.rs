@@ -10,7 +10,6 @@ mod menu;
 mod tray;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -131,11 +130,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Starts the window process (it focuses an existing window if one is open).
 fn open_window(app: &Path) {
-    let mut command = std::process::Command::new(app);
-    command.stdin(Stdio::null()).stdout(Stdio::null());
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    match command.spawn() {
+    match sandbox_core::detached::spawn(app) {
         Ok(mut child) => {
             std::thread::spawn(move || child.wait());
         }

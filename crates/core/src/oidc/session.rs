@@ -55,6 +55,12 @@ impl Session {
         Ok(self.store.load(&self.name)?)
     }
 
+    /// Whether a stored sign-in can supply a token without the browser: a fresh access token,
+    /// or a refresh token to renew it with.
+    pub fn signed_in(&self) -> bool {
+        matches!(self.stored(), Ok(Some(t)) if t.usable() || t.refresh_token.is_some())
+    }
+
     /// Runs the browser login and stores the tokens.
     pub async fn login(
         &self,
