@@ -20,6 +20,10 @@ struct Args {
     /// Repetitions of each bulk transfer (median reported).
     #[arg(long)]
     reps: Option<usize>,
+    /// Run only these contenders (comma-separated or repeated, e.g. `--only ours,websocat`);
+    /// direct TCP always runs, as every ratio needs it. Default: all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Write the Markdown report here (e.g. BENCHMARKS.md).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -36,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         bin_dir,
         tool_dirs: args.tools,
         reps: args.reps.unwrap_or(if args.smoke { 1 } else { 3 }),
+        only: args.only,
     };
     let report = run(opts)?;
     let md = report.markdown();

@@ -24,6 +24,18 @@ pub struct Options {
     pub tool_dirs: Vec<PathBuf>,
     /// Repetitions of each bulk measurement (the median is reported).
     pub reps: usize,
+    /// Contenders to run besides direct TCP (empty: all).
+    pub only: Vec<String>,
+}
+
+impl Options {
+    /// Whether the contender (or ssh path) `name` is part of this run.
+    fn wants(&self, name: &str) -> bool {
+        name.starts_with("direct")
+            || name.starts_with("ssh -p")
+            || self.only.is_empty()
+            || self.only.iter().any(|o| o.eq_ignore_ascii_case(name))
+    }
 }
 
 /// Amounts of work per contender.
@@ -178,7 +190,7 @@ fn run_in(opts: Options, sizes: Sizes, dir: &Path, log: &Path, nofile: u64) -> a
         ("websockify", "`websocat` client → `websockify` (Debian)"),
         ("ssh -L", "OpenSSH `ssh -L` → the agent's embedded SSH server"),
     ];
-    for (name, what) in contenders {
+    for (name, what) in contenders.into_iter().filter(|(n, _)| env.opts.wants(n)) {
         eprintln!("== {name}");
         let running = match start(&env, name) {
             Ok(Some(r)) => r,
@@ -205,7 +217,7 @@ fn run_in(opts: Options, sizes: Sizes, dir: &Path, log: &Path, nofile: u64) -> a
             ("ours", "ProxyCommand `sandbox-forward proxy --ssh --sandbox NAME`"),
             ("websocat", "ProxyCommand `websocat -b ws://AGENT/api/port-forward?port=SSH`"),
         ];
-        for (name, what) in variants {
+        for (name, what) in variants.iter().filter(|(n, _)| env.opts.wants(n)) {
             if *name == "websocat" && env.websocat.is_none() {
                 continue;
             }

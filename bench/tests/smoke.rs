@@ -11,7 +11,8 @@ fn every_contender_moves_correct_bytes() {
     let bin_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..").to_owned();
     // scripts/bench.sh installs websocat here.
     let tools: Vec<PathBuf> = bin_dir.parent().map(|t| t.join("tools/bin")).into_iter().collect();
-    let report = run(Options { smoke: true, bin_dir, tool_dirs: tools, reps: 1 }).expect("smoke run");
+    let report = run(Options { smoke: true, bin_dir, tool_dirs: tools, reps: 1, only: Vec::new() })
+        .expect("smoke run");
     for note in &report.notes {
         println!("note: {note}");
     }
