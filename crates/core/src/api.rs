@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 use sandbox_wire::api::{AuthorizedKeyRequest, SshPortResponse, AUTHORIZED_KEYS_PATH, SSH_PORT_PATH};
-use sandbox_wire::tunnel::websocket_config;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::WebSocketStream;
+use sandbox_wire::handshake::{self, HandshakeError};
+use sandbox_wire::tunnel::{Role, TunnelSocket};
 
 use crate::auth::{AuthError, Credentials};
 use crate::net::{self, NetError, TlsSettings, Transport};
@@ -93,6 +91,9 @@ pub enum ApiError {
     Handshake { url: String, detail: String },
 }
 
+/// What we call ourselves in requests.
+const USER_AGENT: &str = concat!("sandbox-forward/", env!("CARGO_PKG_VERSION"));
+
 /// How long one API request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -109,7 +110,7 @@ impl ApiClient {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(net::CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("sandbox-forward/", env!("CARGO_PKG_VERSION")));
+            .user_agent(USER_AGENT);
         if endpoint.server.is_tls() {
             builder = builder.tls_backend_preconfigured(endpoint.tls.client_config(&[b"h2", b"http/1.1"])?);
         }
@@ -163,22 +164,19 @@ impl ApiClient {
     }
 
     /// Opens `/api/port-forward?port=N` as a WebSocket carrying raw TCP to `127.0.0.1:N` in the pod.
-    pub async fn open_tunnel(&self, port: u16) -> Result<WebSocketStream<Transport>, ApiError> {
+    pub async fn open_tunnel(&self, port: u16) -> Result<TunnelSocket<Transport>, ApiError> {
         let url = self.endpoint.server.port_forward(port);
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| ApiError::Handshake { url: url.to_string(), detail: e.to_string() })?;
-        request.headers_mut().extend(self.auth_headers().await?);
-        let transport = net::connect(&self.endpoint.server, &self.endpoint.tls).await?;
-        let handshake =
-            tokio_tungstenite::client_async_with_config(request, transport, Some(websocket_config()));
-        match tokio::time::timeout(net::CONNECT_TIMEOUT, handshake).await {
+        let mut headers = self.auth_headers().await?;
+        headers.insert(http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT));
+        let mut transport = net::connect(&self.endpoint.server, &self.endpoint.tls).await?;
+        let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
+        let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        let upgrade = handshake::client(&mut transport, host, target, &headers);
+        match tokio::time::timeout(net::CONNECT_TIMEOUT, upgrade).await {
             Err(_) => Err(NetError::Timeout { addr: url.to_string(), after: net::CONNECT_TIMEOUT }.into()),
-            Ok(Ok((ws, _))) => Ok(ws),
-            Ok(Err(WsError::Http(resp))) => {
-                let status = resp.status();
-                let body = resp.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            Ok(Ok(read_ahead)) => Ok(TunnelSocket::new(transport, Role::Client, &read_ahead)),
+            Ok(Err(HandshakeError::Refused { status, body })) => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
                 Err(self.status_error(status, &body, &url, Feature::PortForward, true))
             }
             Ok(Err(e)) => Err(ApiError::Handshake { url: url.to_string(), detail: e.to_string() }),

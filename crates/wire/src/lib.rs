@@ -2,7 +2,10 @@
 //!
 //! Both sides depend on this crate and on nothing of each other: the JSON bodies of the HTTP
 //! API ([`api`]) and the rules of the raw-TCP WebSocket tunnel ([`tunnel`]), including the one
-//! byte pump ([`tunnel::splice`]) that every tunnel end runs.
+//! byte pump ([`tunnel::splice`]) that every tunnel end runs, over the frame format ([`frame`])
+//! and the client's opening handshake ([`handshake`]).
 
 pub mod api;
+pub mod frame;
+pub mod handshake;
 pub mod tunnel;

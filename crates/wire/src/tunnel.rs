@@ -3,19 +3,29 @@
 //! Rules (from the original server): raw bytes travel in **binary** messages of at most
 //! [`MAX_MESSAGE`] bytes; text messages are ignored; EOF on either side closes with 1000; a
 //! failed dial on the pod closes with 1011 "dial failed".
+//!
+//! Why a pump of our own instead of a WebSocket library's message API: a tunnel is a byte
+//! stream, not a sequence of messages. Message APIs read each message into a fresh buffer and
+//! copy each outgoing frame into a write buffer; this pump streams frames instead. Received
+//! payload is unmasked in place in the read buffer and written straight to the local side;
+//! local bytes are masked in place and go out with their frame headers in one `writev`; both
+//! directions run in one task with no lock or channel between them; buffers start small (idle
+//! tunnels stay small) and grow only under bulk load. Measured in BENCHMARKS.md.
 
-use std::io;
+use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice};
+use std::ops::Range;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
+use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
+use tokio::time::{Instant, Interval, Sleep};
+use tokio_util::io::poll_read_buf;
+
+use crate::frame::{self, Header, OpCode, ProtocolError, MAX_HEADER};
 
 /// Largest binary message either end sends: the original server reads with a 32 KiB limit.
 pub const MAX_MESSAGE: usize = 32 * 1024;
@@ -23,32 +33,87 @@ pub const MAX_MESSAGE: usize = 32 * 1024;
 /// Close reason the pod sends when it cannot reach the target port.
 pub const DIAL_FAILED: &str = "dial failed";
 
+/// Close codes this crate sends.
+pub const CLOSE_NORMAL: u16 = 1000;
+/// Close code for a peer that broke the protocol.
+pub const CLOSE_PROTOCOL: u16 = 1002;
+/// Close code for "the server could not do it" (a failed dial).
+pub const CLOSE_ERROR: u16 = 1011;
+/// The code a Close frame without a payload stands for.
+const CLOSE_NO_STATUS: u16 = 1005;
+
 /// How often an idle tunnel end pings its peer. Idle proxies and load balancers commonly drop
 /// sockets that were silent for 60 s.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
 
-/// Largest WebSocket frame header (2 + 8 length + 4 mask bytes).
-const MAX_FRAME_HEADER: usize = 14;
+/// Buffer size of an idle or interactive tunnel (keystrokes, ssh packets never need more).
+const SMALL_BUFFER: usize = 4 * 1024;
 
-/// Smallest uplink read: interactive traffic (keystrokes, ssh packets) never needs more, and an
-/// idle connection then holds no more than this. A read that fills it grows the next one to
-/// [`MAX_MESSAGE`].
-const SMALL_READ: usize = 4 * 1024;
+/// Buffer size once a read has filled the small one (bulk transfer): one read and one
+/// `writev` move up to this much, so wake-ups per byte — the cost that dominates on loopback,
+/// more than copying — stay low. Measured on 2 cores, one stream through proxy and agent:
+/// 256 KiB 9.2 Gbit/s, 1 MiB 11.5, 4 MiB 11.5.
+const LARGE_BUFFER: usize = 32 * MAX_MESSAGE;
 
-/// WebSocket settings for a tunnel end: bounded frames and messages, so a peer cannot make us
-/// buffer without limit, and no write buffering beyond one message (latency matters more).
-///
-/// The read buffer holds exactly one of our largest messages with its header: tungstenite
-/// zero-fills the whole buffer's spare room before a read, so its default (128 KiB) makes every
-/// connection that has received anything hold 128 KiB resident (measured: 138 KiB RSS per held
-/// connection, now 40 KiB). The price is fewer bytes per read syscall under bulk load (measured
-/// about 20% less single-stream throughput on loopback; see BENCHMARKS.md).
-pub fn websocket_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_message_size(Some(1 << 20))
-        .max_frame_size(Some(1 << 20))
-        .read_buffer_size(MAX_MESSAGE + MAX_FRAME_HEADER)
-        .write_buffer_size(0)
+/// Most frames one uplink batch holds.
+const BATCH: usize = LARGE_BUFFER / MAX_MESSAGE;
+
+/// Most slices handed to one `writev` downlink (one per received frame).
+const MAX_IOV: usize = 64;
+
+/// Unsent control frames (pongs owed to the peer) above which we stop reading from the peer.
+const CONTROL_BACKLOG: usize = 4 * 1024;
+
+/// How long a tunnel whose local side ended waits for the peer's Close.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Which end of the WebSocket we are: clients mask what they send, servers do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+impl Role {
+    /// A fresh mask for one outgoing frame (RFC 6455 §5.3: unpredictable, from a strong source).
+    fn mask(self) -> Option<[u8; 4]> {
+        match self {
+            Role::Client => Some(rand::random()),
+            Role::Server => None,
+        }
+    }
+}
+
+/// The WebSocket under one tunnel, after its HTTP upgrade.
+#[derive(Debug)]
+pub struct TunnelSocket<S> {
+    io: S,
+    role: Role,
+    /// Bytes the handshake read past its end: the start of the first frames.
+    read_ahead: BytesMut,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> TunnelSocket<S> {
+    /// Wraps an upgraded connection; `read_ahead` is what the handshake read beyond the 101.
+    pub fn new(io: S, role: Role, read_ahead: &[u8]) -> Self {
+        TunnelSocket { io, role, read_ahead: BytesMut::from(read_ahead) }
+    }
+
+    /// Closes the WebSocket with `code` and `reason` without carrying anything (a failed dial).
+    pub async fn close(mut self, code: u16, reason: &str) -> io::Result<()> {
+        let close =
+            frame::control_frame(OpCode::Close, &frame::close_payload(code, reason), self.role.mask());
+        self.io.write_all(&close).await?;
+        self.io.flush().await?;
+        // Read until the peer answers and hangs up: closing with its bytes unread would reset the
+        // connection, and a reset can discard our Close before the peer has read it.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let mut sink = [0u8; 512];
+            while matches!(self.io.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+        self.io.shutdown().await
+    }
 }
 
 /// Live byte counters of one or many tunnels (shown by the app and `status`).
@@ -88,35 +153,40 @@ pub enum SpliceError {
     /// The local side failed.
     #[error("local connection failed: {0}")]
     Local(io::Error),
-    /// The WebSocket failed.
-    #[error("WebSocket failed: {0}")]
-    WebSocket(WsError),
+    /// The connection under the WebSocket failed.
+    #[error("the connection to the other end failed: {0}")]
+    WebSocket(io::Error),
+    /// The peer broke RFC 6455.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
     /// The peer closed with a code other than 1000.
-    #[error("{}", describe_close(.0))]
-    Closed(CloseFrame),
+    #[error("{}", describe_close(*.code, .reason))]
+    Closed { code: u16, reason: String },
+    /// The connection ended without a Close frame.
+    #[error("the other end dropped the connection without closing the tunnel (a restart or a network failure); reconnect to continue")]
+    Dropped,
     /// No message at all (not even a pong) for three ping intervals.
     #[error("no reply from the other end for {}s; the network or a proxy dropped the tunnel", .0.as_secs())]
     PeerSilent(Duration),
 }
 
-fn describe_close(c: &CloseFrame) -> String {
-    if c.reason == DIAL_FAILED {
+fn describe_close(code: u16, reason: &str) -> String {
+    if reason == DIAL_FAILED {
         "nothing is listening on that port inside the sandbox (the pod could not dial it)".into()
     } else {
-        format!("the other end closed the tunnel: {} {}", u16::from(c.code), c.reason)
+        format!("the other end closed the tunnel: {code} {reason}")
     }
 }
 
 /// Pumps bytes between a WebSocket and a local byte stream until either side ends.
 ///
-/// One task, no spawned helpers: the two directions are polled together, so a byte goes from
-/// one socket to the other without a hop through a channel. Local EOF sends Close 1000 and then
-/// waits (briefly) for the peer's Close; the peer's Close shuts the local writer down. Returns
-/// `Ok` for a clean 1000 close from either side.
+/// Local EOF sends Close 1000 and then waits (up to 5 s) for the peer's Close, still
+/// delivering what arrives; the peer's Close is answered and shuts the local writer down.
+/// Returns `Ok` for a clean close from either side.
 pub async fn splice<S, R, W>(
-    ws: WebSocketStream<S>,
-    mut local_read: R,
-    mut local_write: W,
+    socket: TunnelSocket<S>,
+    local_read: R,
+    local_write: W,
     opts: SpliceOptions<'_>,
 ) -> Result<(), SpliceError>
 where
@@ -124,108 +194,539 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (mut sink, mut stream) = ws.split();
-    // Milliseconds since `start` when the peer was last heard from. An atomic rather than a
-    // `Cell` only so the future stays `Send`; both halves run on the same task.
-    let start = Instant::now();
-    let last_heard = AtomicU64::new(0);
-    let traffic = opts.traffic;
-
-    // Local → WebSocket, with keepalive pings interleaved.
-    let uplink = async {
-        let period = opts.ping_interval.unwrap_or(Duration::from_secs(3600));
-        let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
-        // One buffer for the tunnel's life: once a sent message's bytes are dropped, `reserve`
-        // reclaims the same allocation, so the steady state allocates nothing per message. It
-        // starts small (idle and interactive tunnels stay small) and grows to a full message
-        // as soon as a read fills it (bulk transfer).
-        let mut want = SMALL_READ;
-        let mut buf = BytesMut::with_capacity(want);
-        loop {
-            buf.reserve(want);
-            tokio::select! {
-                biased;
-                // `read_buf` is cancel-safe, so losing the race to a ping tick loses no bytes.
-                n = local_read.read_buf(&mut buf) => {
-                    let n = n.map_err(SpliceError::Local)?;
-                    if n == 0 {
-                        let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
-                        // The peer may already be gone; the downlink reports that.
-                        let _ = sink.send(Message::Close(Some(close))).await;
-                        return Ok(());
-                    }
-                    if n >= want {
-                        want = MAX_MESSAGE;
-                    }
-                    if let Some(t) = traffic {
-                        t.sent.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    // `reserve` may have handed us more than one message's room.
-                    while !buf.is_empty() {
-                        let part = buf.split_to(buf.len().min(MAX_MESSAGE)).freeze();
-                        sink.send(Message::Binary(part)).await.map_err(SpliceError::WebSocket)?;
-                    }
-                }
-                _ = ticker.tick(), if opts.ping_interval.is_some() => {
-                    let heard = start + Duration::from_millis(last_heard.load(Ordering::Relaxed));
-                    if heard.elapsed() > period * 3 {
-                        return Err(SpliceError::PeerSilent(period * 3));
-                    }
-                    sink.send(Message::Ping(Default::default()))
-                        .await
-                        .map_err(SpliceError::WebSocket)?;
-                }
-            }
-        }
-    };
-
-    // WebSocket → local.
-    let downlink = async {
-        loop {
-            let msg = match stream.next().await {
-                Some(Ok(m)) => m,
-                Some(Err(WsError::ConnectionClosed)) | None => {
-                    let _ = local_write.shutdown().await;
-                    return Ok(());
-                }
-                Some(Err(e)) => return Err(SpliceError::WebSocket(e)),
-            };
-            last_heard.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-            match msg {
-                Message::Binary(data) => {
-                    // Counted before the write, so a reader that has the bytes sees them counted.
-                    if let Some(t) = traffic {
-                        t.received.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    }
-                    local_write.write_all(&data).await.map_err(SpliceError::Local)?;
-                    local_write.flush().await.map_err(SpliceError::Local)?;
-                }
-                Message::Close(frame) => {
-                    let _ = local_write.shutdown().await;
-                    return match frame {
-                        Some(f) if f.code != CloseCode::Normal => Err(SpliceError::Closed(f)),
-                        _ => Ok(()),
-                    };
-                }
-                // Pings are answered by tungstenite itself; text is ignored by contract.
-                Message::Text(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-            }
-        }
-    };
-
-    let result = {
-        tokio::pin!(uplink, downlink);
-        tokio::select! {
-            r = &mut downlink => r,
-            r = &mut uplink => match r {
-                // Local EOF: give the peer a moment to answer our Close and flush what it had.
-                Ok(()) => tokio::time::timeout(Duration::from_secs(5), downlink).await.unwrap_or(Ok(())),
-                Err(e) => Err(e),
-            },
-        }
-    };
-    // tungstenite queues its reply to the peer's Close; flush it so the peer sees a clean close
-    // handshake rather than a reset.
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    let mut pump = Pump::new(socket, local_read, local_write, opts);
+    let result = poll_fn(|cx| pump.poll(cx)).await;
+    // The local app sees EOF; the peer sees our FIN (and TLS close_notify).
+    let grace = Duration::from_secs(1);
+    let _ = tokio::time::timeout(grace, pump.local_w.shutdown()).await;
+    let _ = tokio::time::timeout(grace, pump.ws.shutdown()).await;
     result
+}
+
+/// A data frame whose payload is streaming through the read buffer.
+struct Incoming {
+    remaining: u64,
+    mask: Option<[u8; 4]>,
+    offset: u64,
+    /// Binary payload goes to the local side; text is dropped by contract.
+    deliver: bool,
+}
+
+/// Both directions of one tunnel, driven by [`Pump::poll`] in one task.
+struct Pump<'a, S, R, W> {
+    ws: S,
+    role: Role,
+    local_r: R,
+    local_w: W,
+    traffic: Option<&'a Traffic>,
+
+    // Local → WebSocket: `up` holds one batch of payload, masked in place once framed.
+    up: BytesMut,
+    up_size: usize,
+    heads: [[u8; MAX_HEADER]; BATCH],
+    head_lens: [usize; BATCH],
+    frames: usize,
+    /// Bytes of the batch (headers and payload) on the wire / in all.
+    up_written: usize,
+    up_total: usize,
+    /// The batch copied whole, for a connection that cannot `writev`.
+    staged: Vec<u8>,
+    local_eof: bool,
+    /// Whole control frames to send, and how much of them is sent.
+    control: Vec<u8>,
+    control_written: usize,
+    ws_dirty: bool,
+
+    // WebSocket → local: `down[pos..]` is not parsed yet; `out` are payload ranges of `down`
+    // waiting to be written locally.
+    down: BytesMut,
+    down_size: usize,
+    pos: usize,
+    incoming: Option<Incoming>,
+    /// Inside a fragmented message; `text_message` says whether its continuations are dropped.
+    in_message: bool,
+    text_message: bool,
+    out: Vec<Range<usize>>,
+    out_written: usize,
+    out_total: usize,
+    local_dirty: bool,
+    /// The local side hung up after sending EOF: nothing more can be delivered.
+    local_gone: bool,
+    ws_eof: bool,
+
+    close_sent: bool,
+    close_received: Option<(u16, String)>,
+    ping: Option<(Interval, Duration)>,
+    last_heard: Instant,
+    close_wait: Option<Pin<Box<Sleep>>>,
+}
+
+impl<'a, S, R, W> Pump<'a, S, R, W>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    fn new(socket: TunnelSocket<S>, local_r: R, local_w: W, opts: SpliceOptions<'a>) -> Self {
+        let ping = opts.ping_interval.map(|period| {
+            let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            (ticker, period)
+        });
+        let mut down = socket.read_ahead;
+        down.reserve(SMALL_BUFFER);
+        Pump {
+            ws: socket.io,
+            role: socket.role,
+            local_r,
+            local_w,
+            traffic: opts.traffic,
+            up: BytesMut::with_capacity(SMALL_BUFFER),
+            up_size: SMALL_BUFFER,
+            heads: [[0; MAX_HEADER]; BATCH],
+            head_lens: [0; BATCH],
+            frames: 0,
+            up_written: 0,
+            up_total: 0,
+            staged: Vec::new(),
+            local_eof: false,
+            control: Vec::new(),
+            control_written: 0,
+            ws_dirty: false,
+            down,
+            down_size: SMALL_BUFFER,
+            pos: 0,
+            incoming: None,
+            in_message: false,
+            text_message: false,
+            out: Vec::new(),
+            out_written: 0,
+            out_total: 0,
+            local_dirty: false,
+            local_gone: false,
+            ws_eof: false,
+            close_sent: false,
+            close_received: None,
+            ping,
+            last_heard: Instant::now(),
+            close_wait: None,
+        }
+    }
+
+    /// Moves bytes both ways until neither direction can go on, then waits for whichever
+    /// socket or timer unblocks first. Every step that returns "no progress" has registered
+    /// the waker with what it waits on.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SpliceError>> {
+        loop {
+            let step = (|| {
+                let mut progress = self.send(cx)?;
+                progress |= self.read_local(cx)?;
+                progress |= self.deliver(cx)?;
+                progress |= self.receive(cx)?;
+                progress |= self.timers(cx)?;
+                Ok(progress)
+            })();
+            let progress = match step {
+                Ok(p) => p,
+                Err(SpliceError::Protocol(e)) => {
+                    // Tell the peer why, if the socket takes it right away; then give up.
+                    let close = frame::control_frame(
+                        OpCode::Close,
+                        &frame::close_payload(CLOSE_PROTOCOL, e.0),
+                        self.role.mask(),
+                    );
+                    if self.up_written == 0 && self.control_written == 0 {
+                        let _ = Pin::new(&mut self.ws).poll_write(cx, &close);
+                    }
+                    return Poll::Ready(Err(SpliceError::Protocol(e)));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            if let Some(done) = self.finished(cx) {
+                return Poll::Ready(done);
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Whether the tunnel is over, and how it ended.
+    fn finished(&mut self, cx: &mut Context<'_>) -> Option<Result<(), SpliceError>> {
+        let delivered = self.out.is_empty() && !self.local_dirty;
+        let sent =
+            self.control_written == self.control.len() && self.up_written == self.up_total && !self.ws_dirty;
+        if let Some((code, reason)) = &self.close_received {
+            if delivered && sent {
+                return Some(match *code {
+                    CLOSE_NORMAL | CLOSE_NO_STATUS => Ok(()),
+                    code => Err(SpliceError::Closed { code, reason: reason.clone() }),
+                });
+            }
+            return None;
+        }
+        if self.local_gone && sent {
+            return Some(Ok(()));
+        }
+        if self.ws_eof && delivered {
+            return Some(if self.close_sent { Ok(()) } else { Err(SpliceError::Dropped) });
+        }
+        if let Some(wait) = &mut self.close_wait {
+            if wait.as_mut().poll(cx).is_ready() {
+                return Some(Ok(()));
+            }
+        }
+        None
+    }
+
+    /// Writes to the WebSocket: a batch already on its way finishes first (frames must not
+    /// interleave), then control frames, then the next batch.
+    fn send(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
+        let mut progress = false;
+        loop {
+            let batch_started = self.up_written > 0 && self.up_written < self.up_total;
+            let control_left = self.control_written < self.control.len();
+            let poll = if !batch_started && control_left {
+                Pin::new(&mut self.ws).poll_write(cx, &self.control[self.control_written..])
+            } else if self.up_written < self.up_total {
+                self.write_batch(cx)
+            } else {
+                break;
+            };
+            let n = match poll {
+                Poll::Pending => return Ok(progress),
+                Poll::Ready(Ok(0)) => return Err(SpliceError::WebSocket(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Err(SpliceError::WebSocket(e)),
+            };
+            progress = true;
+            self.ws_dirty = true;
+            if !batch_started && control_left {
+                self.control_written += n;
+                if self.control_written == self.control.len() {
+                    self.control.clear();
+                    self.control_written = 0;
+                }
+            } else {
+                self.up_written += n;
+                if self.up_written == self.up_total {
+                    self.up.clear();
+                    self.staged.clear();
+                    (self.up_written, self.up_total, self.frames) = (0, 0, 0);
+                }
+            }
+        }
+        if self.ws_dirty {
+            match Pin::new(&mut self.ws).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.ws_dirty = false,
+                Poll::Ready(Err(e)) => return Err(SpliceError::WebSocket(e)),
+                Poll::Pending => {}
+            }
+        }
+        Ok(progress)
+    }
+
+    fn write_batch(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if !self.staged.is_empty() {
+            return Pin::new(&mut self.ws).poll_write(cx, &self.staged[self.up_written..]);
+        }
+        let mut parts = [&[][..]; 2 * BATCH];
+        let mut at = 0;
+        for i in 0..self.frames {
+            let len = (self.up.len() - at).min(MAX_MESSAGE);
+            parts[2 * i] = &self.heads[i][..self.head_lens[i]];
+            parts[2 * i + 1] = &self.up[at..at + len];
+            at += len;
+        }
+        let mut iov = [IoSlice::new(&[]); 2 * BATCH];
+        let n = gather(parts[..2 * self.frames].iter().copied(), self.up_written, &mut iov);
+        Pin::new(&mut self.ws).poll_write_vectored(cx, &iov[..n])
+    }
+
+    /// Reads the local side into a fresh batch, when the last one is sent.
+    fn read_local(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
+        if self.local_eof
+            || self.close_sent
+            || self.close_received.is_some()
+            || self.up_total > 0
+            || self.control.len() > CONTROL_BACKLOG
+        {
+            return Ok(false);
+        }
+        self.up.reserve(self.up_size);
+        let n = match poll_read_buf(Pin::new(&mut self.local_r), cx, &mut (&mut self.up).limit(self.up_size))
+        {
+            Poll::Pending => return Ok(false),
+            Poll::Ready(Err(e)) => return Err(SpliceError::Local(e)),
+            Poll::Ready(Ok(n)) => n,
+        };
+        if n == 0 {
+            self.local_eof = true;
+            self.queue_close(CLOSE_NORMAL, "");
+            self.close_wait = Some(Box::pin(tokio::time::sleep(CLOSE_WAIT)));
+            return Ok(true);
+        }
+        if n == self.up_size {
+            self.up_size = LARGE_BUFFER;
+        }
+        if let Some(t) = self.traffic {
+            t.sent.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        self.frame_batch();
+        Ok(true)
+    }
+
+    /// Cuts `up` into messages of at most [`MAX_MESSAGE`], masking each in place.
+    fn frame_batch(&mut self) {
+        let (mut at, mut i, mut heads) = (0, 0, 0);
+        while at < self.up.len() {
+            let len = (self.up.len() - at).min(MAX_MESSAGE);
+            let mask = self.role.mask();
+            if let Some(m) = mask {
+                frame::apply_mask(&mut self.up[at..at + len], m, 0);
+            }
+            let header = Header { fin: true, opcode: OpCode::Binary, mask, len: len as u64 };
+            self.head_lens[i] = frame::encode_header(&header, &mut self.heads[i]);
+            heads += self.head_lens[i];
+            at += len;
+            i += 1;
+        }
+        (self.frames, self.up_written, self.up_total) = (i, 0, heads + self.up.len());
+        if !self.ws.is_write_vectored() {
+            let mut at = 0;
+            for i in 0..self.frames {
+                let len = (self.up.len() - at).min(MAX_MESSAGE);
+                self.staged.extend_from_slice(&self.heads[i][..self.head_lens[i]]);
+                self.staged.extend_from_slice(&self.up[at..at + len]);
+                at += len;
+            }
+        }
+    }
+
+    /// Queues our Close, once. A batch not yet started is dropped: no data may follow a Close.
+    fn queue_close(&mut self, code: u16, reason: &str) {
+        if self.close_sent {
+            return;
+        }
+        self.close_sent = true;
+        if self.up_written == 0 && self.up_total > 0 {
+            self.up.clear();
+            self.staged.clear();
+            (self.up_total, self.frames) = (0, 0);
+        }
+        let payload = if code == CLOSE_NO_STATUS { Vec::new() } else { frame::close_payload(code, reason) };
+        self.control.extend(frame::control_frame(OpCode::Close, &payload, self.role.mask()));
+    }
+
+    /// Writes received payload to the local side.
+    fn deliver(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
+        let mut progress = false;
+        while !self.out.is_empty() {
+            let parts = self.out.iter().map(|r| &self.down[r.clone()]);
+            let poll = if self.local_w.is_write_vectored() {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let n = gather(parts, self.out_written, &mut iov);
+                Pin::new(&mut self.local_w).poll_write_vectored(cx, &iov[..n])
+            } else {
+                let mut first = [IoSlice::new(&[])];
+                gather(parts, self.out_written, &mut first);
+                Pin::new(&mut self.local_w).poll_write(cx, &first[0])
+            };
+            match poll {
+                Poll::Pending => return Ok(progress),
+                Poll::Ready(Ok(0)) => return Err(SpliceError::Local(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    progress = true;
+                    self.local_dirty = true;
+                    self.out_written += n;
+                    if self.out_written == self.out_total {
+                        self.out.clear();
+                        (self.out_written, self.out_total) = (0, 0);
+                    }
+                }
+                // The local app has closed both ways (ssh exiting): what the peer still sends
+                // has no reader, and that is a normal end.
+                Poll::Ready(Err(e)) if self.local_eof && is_hang_up(&e) => {
+                    self.out.clear();
+                    (self.out_written, self.out_total, self.local_gone) = (0, 0, true);
+                    return Ok(true);
+                }
+                Poll::Ready(Err(e)) => return Err(SpliceError::Local(e)),
+            }
+        }
+        if self.local_dirty {
+            match Pin::new(&mut self.local_w).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.local_dirty = false,
+                Poll::Ready(Err(e)) => return Err(SpliceError::Local(e)),
+                Poll::Pending => {}
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Parses what has arrived and, once all of it is handed on, reads more from the peer.
+    fn receive(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
+        if !self.out.is_empty()
+            || self.close_received.is_some()
+            || self.ws_eof
+            || self.local_gone
+            || self.control.len() > CONTROL_BACKLOG
+        {
+            return Ok(false);
+        }
+        if self.parse()? {
+            return Ok(true);
+        }
+        // Everything parsed has been delivered: reuse the buffer, keeping an unfinished header
+        // or control frame at its front.
+        if self.pos == self.down.len() {
+            self.down.clear();
+        } else {
+            self.down.advance(self.pos);
+        }
+        self.pos = 0;
+        self.down.reserve(self.down_size);
+        let n = match poll_read_buf(Pin::new(&mut self.ws), cx, &mut (&mut self.down).limit(self.down_size)) {
+            Poll::Pending => return Ok(false),
+            Poll::Ready(Err(e)) => return Err(SpliceError::WebSocket(e)),
+            Poll::Ready(Ok(n)) => n,
+        };
+        if n == 0 {
+            self.ws_eof = true;
+        } else {
+            self.last_heard = Instant::now();
+            if n == self.down_size {
+                self.down_size = LARGE_BUFFER;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Walks the frames in `down[pos..]`: unmasks data in place and queues it for the local
+    /// side, answers pings, notes a Close. Returns whether anything was consumed.
+    fn parse(&mut self) -> Result<bool, SpliceError> {
+        let mut progress = false;
+        loop {
+            if let Some(f) = &mut self.incoming {
+                let avail = (self.down.len() - self.pos) as u64;
+                let take = f.remaining.min(avail) as usize;
+                if take == 0 && f.remaining > 0 {
+                    break;
+                }
+                let range = self.pos..self.pos + take;
+                if let Some(m) = f.mask {
+                    frame::apply_mask(&mut self.down[range.clone()], m, f.offset);
+                }
+                if f.deliver && take > 0 {
+                    if let Some(t) = self.traffic {
+                        // Counted before the write, so a reader that has the bytes sees them counted.
+                        t.received.fetch_add(take as u64, Ordering::Relaxed);
+                    }
+                    self.out_total += take;
+                    self.out.push(range);
+                }
+                f.remaining -= take as u64;
+                f.offset += take as u64;
+                self.pos += take;
+                progress = true;
+                if f.remaining > 0 {
+                    break;
+                }
+                self.incoming = None;
+                if self.out.len() == MAX_IOV {
+                    break;
+                }
+                continue;
+            }
+            let Some((h, head_len)) = frame::parse_header(&self.down[self.pos..])? else { break };
+            match (self.role, h.mask) {
+                (Role::Server, None) => return Err(ProtocolError("unmasked frame from a client").into()),
+                (Role::Client, Some(_)) => return Err(ProtocolError("masked frame from a server").into()),
+                _ => {}
+            }
+            if h.opcode.is_control() {
+                let end = self.pos + head_len + h.len as usize;
+                if self.down.len() < end {
+                    break;
+                }
+                let payload = &mut self.down[self.pos + head_len..end];
+                if let Some(m) = h.mask {
+                    frame::apply_mask(payload, m, 0);
+                }
+                let payload = payload.to_vec();
+                self.pos = end;
+                progress = true;
+                match h.opcode {
+                    OpCode::Ping if !self.close_sent => {
+                        let pong = frame::control_frame(OpCode::Pong, &payload, self.role.mask());
+                        self.control.extend(pong);
+                    }
+                    OpCode::Close => {
+                        let (code, reason) = frame::parse_close(&payload)?;
+                        self.queue_close(code, "");
+                        self.close_received = Some((code, reason));
+                        break;
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            let deliver = match h.opcode {
+                OpCode::Continuation if !self.in_message => {
+                    return Err(ProtocolError("continuation frame outside a message").into())
+                }
+                OpCode::Continuation => !self.text_message,
+                _ if self.in_message => {
+                    return Err(ProtocolError("new message inside a fragmented one").into())
+                }
+                op => {
+                    self.text_message = op == OpCode::Text;
+                    !self.text_message
+                }
+            };
+            self.in_message = !h.fin;
+            self.pos += head_len;
+            self.incoming = Some(Incoming { remaining: h.len, mask: h.mask, offset: 0, deliver });
+            progress = true;
+        }
+        Ok(progress)
+    }
+
+    /// Keepalive: pings the peer, and gives up on one silent for three intervals.
+    fn timers(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
+        let Some((ticker, period)) = &mut self.ping else { return Ok(false) };
+        if ticker.poll_tick(cx).is_pending() {
+            return Ok(false);
+        }
+        let silent_for = *period * 3;
+        if self.last_heard.elapsed() > silent_for {
+            return Err(SpliceError::PeerSilent(silent_for));
+        }
+        if !self.close_sent {
+            self.control.extend(frame::control_frame(OpCode::Ping, &[], self.role.mask()));
+        }
+        Ok(true)
+    }
+}
+
+fn is_hang_up(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
+}
+
+/// Fills `iov` with `parts` minus their first `skip` bytes; returns how many slices it used.
+fn gather<'b>(parts: impl IntoIterator<Item = &'b [u8]>, mut skip: usize, iov: &mut [IoSlice<'b>]) -> usize {
+    let mut n = 0;
+    for p in parts {
+        if skip >= p.len() {
+            skip -= p.len();
+            continue;
+        }
+        if n == iov.len() {
+            break;
+        }
+        iov[n] = IoSlice::new(&p[skip..]);
+        skip = 0;
+        n += 1;
+    }
+    n
 }

@@ -7,13 +7,10 @@ use http::{header, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use sandbox_wire::api::FORWARDABLE_PORTS;
-use sandbox_wire::tunnel::{splice, websocket_config, SpliceOptions, Traffic, DIAL_FAILED};
+use sandbox_wire::tunnel::{splice, Role, SpliceOptions, Traffic, TunnelSocket, CLOSE_ERROR, DIAL_FAILED};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
+use tungstenite::handshake::derive_accept_key;
 
 use super::{text, Body, Identity};
 
@@ -51,7 +48,8 @@ pub fn upgrade(mut req: Request<Incoming>, who: Identity, shutdown: Cancellation
             Ok(io) => TokioIo::new(io),
             Err(e) => return tracing::debug!("upgrade failed: {e}"),
         };
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(websocket_config())).await;
+        // hyper hands over any bytes it read past the request itself inside `io`.
+        let ws = TunnelSocket::new(io, Role::Server, &[]);
         tokio::select! {
             _ = tunnel(ws, port, &who) => {}
             _ = shutdown.cancelled() => {}
@@ -80,7 +78,7 @@ fn url_query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
-async fn tunnel<S>(mut ws: WebSocketStream<S>, port: u16, who: &Identity)
+async fn tunnel<S>(ws: TunnelSocket<S>, port: u16, who: &Identity)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -90,8 +88,7 @@ where
         Ok(t) => t,
         Err(e) => {
             tracing::info!(sub = %who.sub, port, "port-forward dial failed: {e}");
-            let close = CloseFrame { code: CloseCode::Error, reason: DIAL_FAILED.into() };
-            let _ = ws.close(Some(close)).await;
+            let _ = ws.close(CLOSE_ERROR, DIAL_FAILED).await;
             return;
         }
     };
