@@ -111,9 +111,13 @@ impl ApiClient {
             .connect_timeout(net::CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(USER_AGENT);
-        if endpoint.server.is_tls() {
-            builder = builder.tls_backend_preconfigured(endpoint.tls.client_config(&[b"h2", b"http/1.1"])?);
-        }
+        builder = builder.tls_backend_preconfigured(if endpoint.server.is_tls() {
+            endpoint.tls.client_config(&[b"h2", b"http/1.1"])?
+        } else {
+            // Plain http never does TLS: skip loading the platform's roots, which is most of a
+            // ProxyCommand's start-up time (measured: `ssh NAME true` 45 → see BENCHMARKS.md).
+            net::no_tls_config()
+        });
         let http = builder.build().map_err(|e| NetError::TlsSetup(e.to_string()))?;
         Ok(ApiClient { endpoint, http })
     }

@@ -47,6 +47,15 @@ impl TlsSettings {
     }
 }
 
+/// A TLS config that trusts nothing, for clients that only ever speak plain http.
+pub fn no_tls_config() -> ClientConfig {
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("the default provider supports the default versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}
+
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError> {
     let bad = |detail: String| NetError::CaFile { path: path.to_owned(), detail };
     let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
