@@ -47,10 +47,23 @@ mod unix {
         let Ok(owned) = fd.as_fd().try_clone_to_owned() else { return Kind::Other };
         let file = std::fs::File::from(owned);
         match file.metadata().map(|m| m.file_type()) {
-            Ok(t) if t.is_fifo() => Kind::Pipe(file.into()),
+            Ok(t) if t.is_fifo() => {
+                grow_pipe(&file);
+                Kind::Pipe(file.into())
+            }
             Ok(t) if t.is_socket() => Kind::Socket(file.into()),
             _ => Kind::Other,
         }
+    }
+
+    /// Asks for a 1 MiB pipe (the default is 64 KiB): ssh's bulk data then crosses in fewer,
+    /// larger reads and writes, and wake-ups rather than copies are what a pipe hop costs.
+    /// Best effort: the system may cap pipe sizes lower, and the default works.
+    fn grow_pipe(fd: impl AsFd) {
+        #[cfg(target_os = "linux")]
+        let _ = rustix::pipe::fcntl_setpipe_size(fd, 1 << 20);
+        #[cfg(not(target_os = "linux"))]
+        let _ = fd;
     }
 
     pub fn socket(fd: OwnedFd) -> std::io::Result<tokio::net::UnixStream> {
