@@ -85,9 +85,10 @@ pub async fn run(api: TcpListener, config: AgentConfig, shutdown: CancellationTo
         let host_key = HostKey::generate();
         let public = host_key.openssh_public();
         let server = SshServer::new(host_key, keys.clone(), config.workspace.clone());
+        let injector = server.injector(listener.local_addr()?, shutdown.clone());
         tokio::spawn(server.serve(listener, shutdown.clone()));
         tracing::info!(port, "embedded SSH server listening on 127.0.0.1");
-        Some(http::SshInfo { port, host_key: public })
+        Some(http::SshInfo { port, host_key: public, injector })
     } else {
         None
     };

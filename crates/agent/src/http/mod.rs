@@ -34,6 +34,8 @@ pub struct SshInfo {
     pub port: u16,
     /// Host public key, OpenSSH form.
     pub host_key: String,
+    /// Tunnels to `port` reach the server through this, in memory.
+    pub injector: crate::ssh::SshInjector,
 }
 
 /// Shared state of all requests.
@@ -127,7 +129,10 @@ async fn route(req: Request<Incoming>, state: &State, shutdown: CancellationToke
                 .expect("static response parts are valid")
         }
         AUTHORIZED_KEYS_PATH if cfg.ssh => keys::register(req, &state.0.keys, &identity).await,
-        PORT_FORWARD_PATH if cfg.port_forward => port_forward::upgrade(req, identity, shutdown),
+        PORT_FORWARD_PATH if cfg.port_forward => {
+            let ssh = state.0.ssh.as_ref().map(|s| (s.port, s.injector.clone()));
+            port_forward::upgrade(req, identity, shutdown, ssh)
+        }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     }
 }

@@ -13,10 +13,19 @@ use tokio_util::sync::CancellationToken;
 use tungstenite::handshake::derive_accept_key;
 
 use super::{text, Body, Identity};
+use crate::ssh::SshInjector;
 
 /// Validates the request and answers 101; the tunnel itself runs in a task of its own once
 /// hyper hands over the connection.
-pub fn upgrade(mut req: Request<Incoming>, who: Identity, shutdown: CancellationToken) -> Response<Body> {
+///
+/// `ssh` is the embedded SSH server's port and a way into it without a socket, used when the
+/// tunnel asks for that port.
+pub fn upgrade(
+    mut req: Request<Incoming>,
+    who: Identity,
+    shutdown: CancellationToken,
+    ssh: Option<(u16, SshInjector)>,
+) -> Response<Body> {
     let Some(port) = requested_port(req.uri().query().unwrap_or("")) else {
         return text(StatusCode::BAD_REQUEST, "invalid port");
     };
@@ -51,7 +60,7 @@ pub fn upgrade(mut req: Request<Incoming>, who: Identity, shutdown: Cancellation
         // hyper hands over any bytes it read past the request itself inside `io`.
         let ws = TunnelSocket::new(io, Role::Server, &[]);
         tokio::select! {
-            _ = tunnel(ws, port, &who) => {}
+            _ = tunnel(ws, port, &who, ssh) => {}
             _ = shutdown.cancelled() => {}
         }
     });
@@ -78,24 +87,33 @@ fn url_query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
-async fn tunnel<S>(ws: TunnelSocket<S>, port: u16, who: &Identity)
+async fn tunnel<S>(ws: TunnelSocket<S>, port: u16, who: &Identity, ssh: Option<(u16, SshInjector)>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let started = Instant::now();
-    // Loopback only, hard-coded: this endpoint must never become an SSRF proxy.
-    let target = match TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::info!(sub = %who.sub, port, "port-forward dial failed: {e}");
-            let _ = ws.close(CLOSE_ERROR, DIAL_FAILED).await;
-            return;
+    let traffic = Traffic::default();
+    let opts = SpliceOptions { traffic: Some(&traffic), ..Default::default() };
+    let result = match ssh {
+        Some((ssh_port, injector)) if ssh_port == port => {
+            let (r, w) = tokio::io::split(injector.connect(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))));
+            splice(ws, r, w, opts).await
+        }
+        _ => {
+            // Loopback only, hard-coded: this endpoint must never become an SSRF proxy.
+            let target = match TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::info!(sub = %who.sub, port, "port-forward dial failed: {e}");
+                    let _ = ws.close(CLOSE_ERROR, DIAL_FAILED).await;
+                    return;
+                }
+            };
+            let _ = target.set_nodelay(true);
+            let (r, w) = target.into_split();
+            splice(ws, r, w, opts).await
         }
     };
-    let _ = target.set_nodelay(true);
-    let traffic = Traffic::default();
-    let (r, w) = target.into_split();
-    let result = splice(ws, r, w, SpliceOptions { traffic: Some(&traffic), ..Default::default() }).await;
     let (to_client, from_client) = traffic.snapshot();
     tracing::info!(
         sub = %who.sub,

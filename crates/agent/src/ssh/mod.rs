@@ -26,7 +26,7 @@ use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{HashAlg, PrivateKey};
 use russh::server::Config;
 use russh::{MethodKind, MethodSet};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::authorized_keys::AuthorizedKeys;
@@ -123,6 +123,12 @@ impl SshServer {
         Self { config: Arc::new(config), ctx: Arc::new(ServerContext { keys, workspace, base_env }) }
     }
 
+    /// A handle that starts SSH connections over in-memory streams, for tunnels to this
+    /// server's own port (`local` is that port's address, reported to sessions).
+    pub fn injector(&self, local: SocketAddr, shutdown: CancellationToken) -> SshInjector {
+        SshInjector { config: Arc::clone(&self.config), ctx: Arc::clone(&self.ctx), local, shutdown }
+    }
+
     /// Serves SSH on an already-bound listener until `shutdown` is cancelled.
     ///
     /// Each connection runs in its own task; cancelling `shutdown` stops
@@ -146,7 +152,8 @@ impl SshServer {
                     let config = Arc::clone(&self.config);
                     let ctx = Arc::clone(&self.ctx);
                     let shutdown = shutdown.clone();
-                    tokio::spawn(run_connection(config, ctx, stream, peer, shutdown));
+                    let local = stream.local_addr().ok();
+                    tokio::spawn(run_connection(config, ctx, stream, peer, local, shutdown));
                 }
                 Err(e) if is_fatal_accept_error(&e) => return Err(e),
                 Err(e) => {
@@ -171,15 +178,48 @@ fn is_fatal_accept_error(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(EBADF | EINVAL | ENOTSOCK))
 }
 
-/// Drives one client connection to completion.
-async fn run_connection(
+/// Starts SSH connections without a socket. The port-forward endpoint uses it for tunnels to
+/// the embedded server's own port: every ssh byte then skips a loopback TCP hop (a read, a
+/// write and a wake-up on each side) inside the agent.
+#[derive(Clone)]
+pub struct SshInjector {
     config: Arc<Config>,
     ctx: Arc<ServerContext>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    local: SocketAddr,
     shutdown: CancellationToken,
-) {
-    let local = stream.local_addr().ok();
+}
+
+impl std::fmt::Debug for SshInjector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshInjector").field("local", &self.local).finish_non_exhaustive()
+    }
+}
+
+/// Room in each direction of an injected connection's in-memory pipe: as much as one tunnel
+/// read moves under bulk load, so a transfer wakes each side once per chunk.
+const INJECTED_PIPE: usize = 1 << 20;
+
+impl SshInjector {
+    /// A new SSH connection from `peer`, served on its own task; returns the client's end.
+    pub fn connect(&self, peer: SocketAddr) -> tokio::io::DuplexStream {
+        let (client, server) = tokio::io::duplex(INJECTED_PIPE);
+        let (config, ctx) = (Arc::clone(&self.config), Arc::clone(&self.ctx));
+        tokio::spawn(run_connection(config, ctx, server, peer, Some(self.local), self.shutdown.clone()));
+        client
+    }
+}
+
+/// Drives one client connection to completion.
+async fn run_connection<S>(
+    config: Arc<Config>,
+    ctx: Arc<ServerContext>,
+    stream: S,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    shutdown: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let authenticated = Arc::new(AtomicBool::new(false));
     let handler = Connection::new(ctx, peer, local, Arc::clone(&authenticated));
     // The version exchange happens inside run_stream; bound it so a silent
