@@ -357,13 +357,19 @@ where
         let sent =
             self.control_written == self.control.len() && self.up_written == self.up_total && !self.ws_dirty;
         if let Some((code, reason)) = &self.close_received {
-            if delivered && sent {
-                return Some(match *code {
-                    CLOSE_NORMAL | CLOSE_NO_STATUS => Ok(()),
-                    code => Err(SpliceError::Closed { code, reason: reason.clone() }),
-                });
+            if !delivered {
+                return None;
             }
-            return None;
+            let result = match *code {
+                CLOSE_NORMAL | CLOSE_NO_STATUS => Ok(()),
+                code => Err(SpliceError::Closed { code, reason: reason.clone() }),
+            };
+            if sent {
+                return Some(result);
+            }
+            // Our reply (or the end of a batch) is stuck behind a peer that stopped reading.
+            let wait = self.close_wait.get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_WAIT)));
+            return wait.as_mut().poll(cx).is_ready().then_some(result);
         }
         if self.local_gone && sent {
             return Some(Ok(()));
@@ -416,13 +422,7 @@ where
                 }
             }
         }
-        if self.ws_dirty {
-            match Pin::new(&mut self.ws).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.ws_dirty = false,
-                Poll::Ready(Err(e)) => return Err(SpliceError::WebSocket(e)),
-                Poll::Pending => {}
-            }
-        }
+        flush_dirty(&mut self.ws, &mut self.ws_dirty, cx).map_err(SpliceError::WebSocket)?;
         Ok(progress)
     }
 
@@ -554,13 +554,7 @@ where
                 Poll::Ready(Err(e)) => return Err(SpliceError::Local(e)),
             }
         }
-        if self.local_dirty {
-            match Pin::new(&mut self.local_w).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.local_dirty = false,
-                Poll::Ready(Err(e)) => return Err(SpliceError::Local(e)),
-                Poll::Pending => {}
-            }
-        }
+        flush_dirty(&mut self.local_w, &mut self.local_dirty, cx).map_err(SpliceError::Local)?;
         Ok(progress)
     }
 
@@ -707,6 +701,18 @@ where
         }
         Ok(true)
     }
+}
+
+/// Flushes `w` if it was written to since its last flush (a TLS stream may hold back the
+/// records of a write until flushed); on `Pending` the waker is registered and `dirty` stays.
+fn flush_dirty<W: AsyncWrite + Unpin>(w: &mut W, dirty: &mut bool, cx: &mut Context<'_>) -> io::Result<()> {
+    if *dirty {
+        if let Poll::Ready(r) = Pin::new(w).poll_flush(cx) {
+            r?;
+            *dirty = false;
+        }
+    }
+    Ok(())
 }
 
 fn is_hang_up(e: &io::Error) -> bool {
