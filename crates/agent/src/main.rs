@@ -41,7 +41,11 @@ struct Args {
     no_port_forward: bool,
 }
 
-#[tokio::main]
+/// One thread: a tunnelled ssh packet passes from the WebSocket pump to the SSH server task and
+/// back, and on a multi-thread runtime every such hand-off can wake a second worker (measured
+/// through the tunnel: `ssh NAME true` 24 ms → 19.5 ms, direct 18.5 ms). One core's SSH crypto
+/// (~1 GB/s) outruns any link to a pod; file I/O and child processes run off this thread.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
