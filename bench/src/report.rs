@@ -323,6 +323,17 @@ impl Report {
              local listener process; server side = the WebSocket server (for ours and ssh -L: \
              `sandbox-agent`, which also dials the target).\n\
              - No `sshd` is involved: `ssh -L` and `ssh -p` talk to the agent's embedded SSH server.\n\
+             - Every tunnelled byte crosses three TCP connections (load generator → local end → server \
+             end → target) where direct TCP crosses one, on the same two cores: six socket copies and \
+             three chains of wake-ups instead of two and one.\n\
+             - `ssh NAME true` straight to the port is bimodal on this machine (about 20 ms or 60 ms a \
+             run): OpenSSH sets TCP_NODELAY only for interactive sessions, so some non-interactive \
+             logins wait out a 40 ms delayed ACK. Through a ProxyCommand ssh writes to a pipe and never \
+             waits; what the tunnel adds is ssh starting the command through the user's shell, our \
+             process start and two HTTP exchanges (about 6 ms here).\n\
+             - ssh bulk transfer: the ssh client and the agent's SSH server already keep both cores busy \
+             with crypto; the tunnel's hops (pipe, WebSocket TCP, unmasking) compete with them for the \
+             same cores.\n\
              - All processes share the same cores as the load generator and the target server, as they \
              would on a laptop."
         );
