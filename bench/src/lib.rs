@@ -5,5 +5,6 @@
 
 pub mod load;
 pub mod procs;
+pub mod relay;
 pub mod report;
 pub mod run;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Parser;
 use sandbox_bench::run::{run, Options};
 
@@ -24,13 +25,36 @@ struct Args {
     /// direct TCP always runs, as every ratio needs it. Default: all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Internal: run a bare relay `LISTEN:TARGET` on loopback (the reference contender).
+    #[arg(long, hide = true, value_name = "LISTEN:TARGET")]
+    relay_tcp: Option<String>,
+    /// Internal: relay stdin/stdout to this loopback port (the reference ssh ProxyCommand).
+    #[arg(long, hide = true, value_name = "PORT")]
+    relay_stdio: Option<u16>,
     /// Write the Markdown report here (e.g. BENCHMARKS.md).
     #[arg(long)]
     out: Option<PathBuf>,
 }
 
+/// The reference relays run as processes of their own, like every contender.
+fn relay(args: &Args) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    if let Some(spec) = &args.relay_tcp {
+        let (listen, target) = spec.split_once(':').context("--relay-tcp LISTEN:TARGET")?;
+        rt.block_on(sandbox_bench::relay::tcp(listen.parse()?, target.parse()?))?;
+    } else if let Some(target) = args.relay_stdio {
+        rt.block_on(sandbox_bench::relay::stdio(target))?;
+        // A stdin read may still be parked on the blocking pool (not for pipes).
+        std::process::exit(0);
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.relay_tcp.is_some() || args.relay_stdio.is_some() {
+        return relay(&args);
+    }
     let bin_dir = match args.bin_dir {
         Some(d) => d,
         None => std::env::current_exe()?.parent().expect("binary has a directory").to_owned(),

@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 
 use crate::load::{self, Direction};
 use crate::procs::{self, Guard};
-use crate::report::{Hold, Machine, Report, Row, SshRow, Stat};
+use crate::report::{Hold, Machine, Report, Row, SshRow, Stat, REFERENCE, REFERENCE_SSH};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -183,9 +183,14 @@ fn run_in(opts: Options, sizes: Sizes, dir: &Path, log: &Path, nofile: u64) -> a
     };
     report.machine.tools = tool_versions(&env);
 
-    let contenders: [(&str, &str); 5] = [
+    let contenders: [(&str, &str); 6] = [
         ("direct TCP", "no tunnel: the physical limit"),
         ("ours", "`sandbox-forward proxy --port` → `sandbox-agent`"),
+        (
+            REFERENCE,
+            "reference, not a peer: two bare tokio TCP relays chained (the two hops ours has), \
+             no WebSocket, no masking, same 1 MiB buffers (allocated up front, so its RSS is not comparable)",
+        ),
         ("websocat", "`websocat tcp-l: ws://` → `websocat ws-l: tcp:`"),
         ("websockify", "`websocat` client → `websockify` (Debian)"),
         ("ssh -L", "OpenSSH `ssh -L` → the agent's embedded SSH server"),
@@ -215,10 +220,21 @@ fn run_in(opts: Options, sizes: Sizes, dir: &Path, log: &Path, nofile: u64) -> a
         let variants: &[(&str, &str)] = &[
             ("ssh -p (direct)", "`ssh -p PORT` straight to the agent's SSH port"),
             ("ours", "ProxyCommand `sandbox-forward proxy --ssh --sandbox NAME`"),
+            (
+                REFERENCE_SSH,
+                "reference: ProxyCommand `sandbox-bench --relay-stdio PORT`, ssh's pipes relayed \
+                 straight to the SSH port (the pipe hop and one TCP hop, no WebSocket)",
+            ),
             ("websocat", "ProxyCommand `websocat -b ws://AGENT/api/port-forward?port=SSH`"),
         ];
         for (name, what) in variants.iter().filter(|(n, _)| env.opts.wants(n)) {
             if *name == "websocat" && env.websocat.is_none() {
+                continue;
+            }
+            if *name == REFERENCE_SSH && !bench_bin(&env.opts).is_file() {
+                report
+                    .notes
+                    .push(format!("{name}: skipped, sandbox-bench is not built beside sandbox-forward"));
                 continue;
             }
             eprintln!("== ssh via {name}");
@@ -307,6 +323,27 @@ fn start(env: &Env, name: &str) -> anyhow::Result<Option<Running>> {
                 _guards: vec![g],
             }
         }
+        REFERENCE => {
+            let bench = bench_bin(&env.opts);
+            if !bench.is_file() {
+                return Ok(None);
+            }
+            let (first, second) = (procs::free_port(), procs::free_port());
+            let mut c = Command::new(&bench);
+            c.arg("--relay-tcp").arg(format!("{second}:{}", env.target_port));
+            let mut far = Guard::spawn("relay (server end)", c, &env.log)?;
+            procs::wait_listening(&mut far, second, wait)?;
+            let mut c = Command::new(&bench);
+            c.arg("--relay-tcp").arg(format!("{first}:{second}"));
+            let mut near = Guard::spawn("relay (local end)", c, &env.log)?;
+            procs::wait_listening(&mut near, first, wait)?;
+            Running {
+                port: first,
+                client_pid: Some(near.pid()),
+                server_pid: Some(far.pid()),
+                _guards: vec![near, far],
+            }
+        }
         "websocat" => {
             let Some(ws) = &env.websocat else { return Ok(None) };
             ws_server_behind_websocat(env, ws, "websocat (server)", ws, |c, ws_port| {
@@ -344,6 +381,11 @@ fn start(env: &Env, name: &str) -> anyhow::Result<Option<Running>> {
         }
         other => bail!("unknown contender {other}"),
     }))
+}
+
+/// `sandbox-bench` itself, built beside the binaries under test (it runs the reference relays).
+fn bench_bin(opts: &Options) -> PathBuf {
+    opts.bin_dir.join("sandbox-bench")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -457,6 +499,13 @@ fn ssh_base(env: &Env, variant: &str) -> Command {
     match variant {
         "ssh -p (direct)" => {
             c.args(["-o", "ProxyCommand=none", "-o", "HostName=127.0.0.1", "-p", &env.ssh_port.to_string()]);
+        }
+        REFERENCE_SSH => {
+            c.arg("-o").arg(format!(
+                "ProxyCommand={} --relay-stdio {}",
+                bench_bin(&env.opts).display(),
+                env.ssh_port
+            ));
         }
         "websocat" => {
             let ws = env.websocat.as_deref().expect("websocat present");
