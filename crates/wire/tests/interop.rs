@@ -70,10 +70,10 @@ async fn accept_by_hand(l: &TcpListener) -> (TcpStream, Vec<u8>) {
     (s, buf.split_off(end))
 }
 
-#[tokio::test]
-async fn client_pump_carries_bytes_through_a_tungstenite_server() {
-    let (l, port) = listener().await;
-    let server = tokio::spawn(async move {
+/// A tungstenite server that echoes binary messages, sending a text message before each echo and
+/// a ping every seventh; returns the largest message it got and the pongs it saw.
+fn tungstenite_echo(l: TcpListener) -> tokio::task::JoinHandle<(usize, usize)> {
+    tokio::spawn(async move {
         let (tcp, _) = l.accept().await.unwrap();
         let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
         // Sent at once, so it may ride in the same segment as the 101: the read-ahead path.
@@ -96,17 +96,23 @@ async fn client_pump_carries_bytes_through_a_tungstenite_server() {
                     pongs += 1;
                 }
                 Message::Close(_) => break,
+                Message::Ping(_) => {}
                 other => panic!("unexpected {other:?}"),
             }
         }
         (largest, pongs)
-    });
+    })
+}
 
-    let ws = our_client(port).await;
-    let (local, mut app) = tokio::io::duplex(64 * 1024);
+/// Sends 3 MiB in odd write sizes through a client pump on `ws` to the echo server and checks
+/// every byte comes back after "first"; then ends the tunnel with a local EOF.
+async fn echo_through<S, L>(ws: TunnelSocket<S>, local: L, mut app: tokio::io::DuplexStream)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    L: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (lr, lw) = tokio::io::split(local);
     let pump = tokio::spawn(async move { splice(ws, lr, lw, SpliceOptions::default()).await });
-
     let data = pattern(3 << 20, 7);
     let (mut app_r, mut app_w) = tokio::io::split(&mut app);
     let send = async {
@@ -132,9 +138,102 @@ async fn client_pump_carries_bytes_through_a_tungstenite_server() {
     app_w.shutdown().await.unwrap();
     let result = tokio::time::timeout(LIMIT, pump).await.expect("pump ends").unwrap();
     assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn client_pump_carries_bytes_through_a_tungstenite_server() {
+    let (l, port) = listener().await;
+    let server = tungstenite_echo(l);
+    let (local, app) = tokio::io::duplex(64 * 1024);
+    echo_through(our_client(port).await, local, app).await;
     let (largest, pongs) = server.await.unwrap();
     assert!(largest <= MAX_MESSAGE, "a message of {largest} bytes exceeds the 32 KiB rule");
     assert!(pongs > 0, "pings were not answered");
+}
+
+/// Delegates to `T` but cannot `writev` (as some TLS or pipe wrappers): the pump must then
+/// send each batch as one staged buffer and deliver payload piece by piece.
+struct NoVectored<T>(T);
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for NoVectored<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for NoVectored<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+    fn is_write_vectored(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn connections_that_cannot_writev_carry_the_same_bytes() {
+    let (l, port) = listener().await;
+    let server = tungstenite_echo(l);
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let host = format!("127.0.0.1:{port}");
+    let ahead = handshake::client(&mut tcp, &host, "/", &http::HeaderMap::new()).await.unwrap();
+    let ws = TunnelSocket::new(NoVectored(tcp), Role::Client, &ahead);
+    let (local, app) = tokio::io::duplex(64 * 1024);
+    echo_through(ws, NoVectored(local), app).await;
+    let (largest, _) = server.await.unwrap();
+    assert!(largest <= MAX_MESSAGE);
+}
+
+#[tokio::test]
+async fn keepalive_keeps_an_idle_tunnel_and_gives_up_on_a_silent_peer() {
+    let opts = || SpliceOptions { ping_interval: Some(Duration::from_millis(50)), traffic: None };
+    // A live peer answers the pings (tungstenite does while reading): idle for 12 intervals, fine.
+    let (l, port) = listener().await;
+    let _server = tungstenite_echo(l);
+    let ws = our_client(port).await;
+    let (local, mut app) = tokio::io::duplex(1024);
+    let (lr, lw) = tokio::io::split(local);
+    let pump = tokio::spawn(async move { splice(ws, lr, lw, opts()).await });
+    let mut first = [0; 5];
+    app.read_exact(&mut first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!pump.is_finished(), "a tunnel to a live peer ended while idle");
+    app.shutdown().await.unwrap();
+    assert!(tokio::time::timeout(LIMIT, pump).await.unwrap().unwrap().is_ok());
+
+    // A peer that accepted and then went silent (a dropped NAT mapping, say).
+    let (l, port) = listener().await;
+    let silent = tokio::spawn(async move {
+        let (tcp, _) = accept_by_hand(&l).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(tcp);
+    });
+    let ws = our_client(port).await;
+    let (local, _app) = tokio::io::duplex(1024);
+    let (lr, lw) = tokio::io::split(local);
+    let err = tokio::time::timeout(LIMIT, splice(ws, lr, lw, opts())).await.unwrap().unwrap_err();
+    assert!(matches!(err, SpliceError::PeerSilent(_)), "{err:?}");
+    silent.abort();
 }
 
 #[tokio::test]
