@@ -78,6 +78,9 @@ impl Sizes {
 
 const NAME: &str = "bench";
 
+/// How long a contender may take to start listening.
+const START_WAIT: Duration = Duration::from_secs(20);
+
 struct Env {
     opts: Options,
     sizes: Sizes,
@@ -282,17 +285,16 @@ fn ws_server_behind_websocat(
     server: &Path,
     args: impl FnOnce(&mut Command, u16),
 ) -> anyhow::Result<Running> {
-    let wait = Duration::from_secs(20);
     let ws_port = procs::free_port();
     let mut c = Command::new(server);
     args(&mut c, ws_port);
     let mut server = Guard::spawn(label, c, &env.log)?;
-    procs::wait_listening(&mut server, ws_port, wait)?;
+    procs::wait_listening(&mut server, ws_port, START_WAIT)?;
     let local = procs::free_port();
     let mut c = Command::new(websocat);
     c.args(["-b", &format!("tcp-l:127.0.0.1:{local}"), &format!("ws://127.0.0.1:{ws_port}/")]);
     let mut client = Guard::spawn("websocat (client)", c, &env.log)?;
-    procs::wait_listening(&mut client, local, wait)?;
+    procs::wait_listening(&mut client, local, START_WAIT)?;
     Ok(Running {
         port: local,
         client_pid: Some(client.pid()),
@@ -303,7 +305,6 @@ fn ws_server_behind_websocat(
 
 fn start(env: &Env, name: &str) -> anyhow::Result<Option<Running>> {
     let target = format!("127.0.0.1:{}", env.target_port);
-    let wait = Duration::from_secs(20);
     Ok(Some(match name {
         "direct TCP" => {
             Running { port: env.target_port, client_pid: None, server_pid: None, _guards: vec![] }
@@ -314,14 +315,7 @@ fn start(env: &Env, name: &str) -> anyhow::Result<Option<Running>> {
             c.args(["proxy", "--server", &format!("http://127.0.0.1:{}", env.agent_port)]);
             c.args(["--port", &env.target_port.to_string(), "--local-port", &local.to_string()]);
             c.env("HOME", &env.home).env_remove("SANDBOX_FORWARD_LOG");
-            let mut g = Guard::spawn("sandbox-forward proxy", c, &env.log)?;
-            procs::wait_listening(&mut g, local, wait)?;
-            Running {
-                port: local,
-                client_pid: Some(g.pid()),
-                server_pid: Some(env.agent.pid()),
-                _guards: vec![g],
-            }
+            in_front_of_agent(env, "sandbox-forward proxy", c, local)?
         }
         REFERENCE => {
             let bench = bench_bin(&env.opts);
@@ -332,11 +326,11 @@ fn start(env: &Env, name: &str) -> anyhow::Result<Option<Running>> {
             let mut c = Command::new(&bench);
             c.arg("--relay-tcp").arg(format!("{second}:{}", env.target_port));
             let mut far = Guard::spawn("relay (server end)", c, &env.log)?;
-            procs::wait_listening(&mut far, second, wait)?;
+            procs::wait_listening(&mut far, second, START_WAIT)?;
             let mut c = Command::new(&bench);
             c.arg("--relay-tcp").arg(format!("{first}:{second}"));
             let mut near = Guard::spawn("relay (local end)", c, &env.log)?;
-            procs::wait_listening(&mut near, first, wait)?;
+            procs::wait_listening(&mut near, first, START_WAIT)?;
             Running {
                 port: first,
                 client_pid: Some(near.pid()),
@@ -370,17 +364,22 @@ fn start(env: &Env, name: &str) -> anyhow::Result<Option<Running>> {
                 &format!("127.0.0.1:{local}:{target}"),
                 NAME,
             ]);
-            let mut g = Guard::spawn("ssh -L", c, &env.log)?;
-            procs::wait_listening(&mut g, local, wait)?;
-            Running {
-                port: local,
-                client_pid: Some(g.pid()),
-                server_pid: Some(env.agent.pid()),
-                _guards: vec![g],
-            }
+            in_front_of_agent(env, "ssh -L", c, local)?
         }
         other => bail!("unknown contender {other}"),
     }))
+}
+
+/// A contender whose local end `c` listens on `local` in front of the agent.
+fn in_front_of_agent(env: &Env, label: &str, c: Command, local: u16) -> anyhow::Result<Running> {
+    let mut g = Guard::spawn(label, c, &env.log)?;
+    procs::wait_listening(&mut g, local, START_WAIT)?;
+    Ok(Running {
+        port: local,
+        client_pid: Some(g.pid()),
+        server_pid: Some(env.agent.pid()),
+        _guards: vec![g],
+    })
 }
 
 /// `sandbox-bench` itself, built beside the binaries under test (it runs the reference relays).

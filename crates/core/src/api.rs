@@ -102,6 +102,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ApiClient {
     endpoint: Endpoint,
     http: reqwest::Client,
+    /// TLS for tunnels (HTTP/1.1 only: the upgrade needs it), built once; `None` for http.
+    tunnel_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ApiClient {
@@ -111,15 +113,19 @@ impl ApiClient {
             .connect_timeout(net::CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(USER_AGENT);
-        builder = builder.tls_backend_preconfigured(if endpoint.server.is_tls() {
-            endpoint.tls.client_config(&[b"h2", b"http/1.1"])?
+        let tunnel_tls = if endpoint.server.is_tls() {
+            // One verifier for the API client and every tunnel: the roots are read once.
+            let [api, tunnel] = endpoint.tls.client_configs([&[b"h2", b"http/1.1"], &[b"http/1.1"]])?;
+            builder = builder.tls_backend_preconfigured(api);
+            Some(Arc::new(tunnel))
         } else {
-            // Plain http never does TLS: skip loading the platform's roots, which is most of a
-            // ProxyCommand's start-up time (measured: `ssh NAME true` 45 → see BENCHMARKS.md).
-            net::no_tls_config()
-        });
+            // Plain http never does TLS: skip loading the platform's roots, which was most of a
+            // ProxyCommand's start-up (`ssh NAME true` through the tunnel: 45 → 29 ms).
+            builder = builder.tls_backend_preconfigured(net::no_tls_config());
+            None
+        };
         let http = builder.build().map_err(|e| NetError::TlsSetup(e.to_string()))?;
-        Ok(ApiClient { endpoint, http })
+        Ok(ApiClient { endpoint, http, tunnel_tls })
     }
 
     /// The endpoint this client talks to.
@@ -172,7 +178,7 @@ impl ApiClient {
         let url = self.endpoint.server.port_forward(port);
         let mut headers = self.auth_headers().await?;
         headers.insert(http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT));
-        let mut transport = net::connect(&self.endpoint.server, &self.endpoint.tls).await?;
+        let mut transport = net::connect(&self.endpoint.server, self.tunnel_tls.as_ref()).await?;
         let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
         let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
         let upgrade = handshake::client(&mut transport, host, target, &headers);

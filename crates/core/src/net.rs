@@ -29,21 +29,37 @@ pub struct TlsSettings {
 impl TlsSettings {
     /// A rustls client config trusting the platform roots and `ca_file`, offering `alpn`.
     pub fn client_config(&self, alpn: &[&[u8]]) -> Result<ClientConfig, NetError> {
+        let [config] = self.client_configs([alpn])?;
+        Ok(config)
+    }
+
+    /// One client config per ALPN list, sharing one verifier: it reads the trusted roots once
+    /// and keeps them, so build these once per client, not per connection.
+    pub fn client_configs<const N: usize>(
+        &self,
+        alpns: [&[&[u8]]; N],
+    ) -> Result<[ClientConfig; N], NetError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let extra = match &self.ca_file {
             Some(path) => read_ca_file(path)?,
             None => Vec::new(),
         };
-        let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
-            .map_err(|e| NetError::TlsSetup(e.to_string()))?;
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| NetError::TlsSetup(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Ok(config)
+        let verifier = Arc::new(
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+                .map_err(|e| NetError::TlsSetup(e.to_string()))?,
+        );
+        let configs = alpns.map(|alpn| {
+            let mut config = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| NetError::TlsSetup(e.to_string()))?
+                .dangerous()
+                .with_custom_certificate_verifier(verifier.clone())
+                .with_no_client_auth();
+            config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            Ok(config)
+        });
+        let configs: Vec<ClientConfig> = configs.into_iter().collect::<Result<_, NetError>>()?;
+        Ok(configs.try_into().unwrap_or_else(|_| unreachable!("one config per ALPN list")))
     }
 }
 
@@ -105,9 +121,9 @@ pub enum Transport {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// Opens TCP (and TLS when the URL says so) to the server, with `TCP_NODELAY`: tunnel traffic
-/// is interactive, and the WebSocket layer already sends whole messages.
-pub async fn connect(server: &ServerUrl, tls: &TlsSettings) -> Result<Transport, NetError> {
+/// Opens TCP (and TLS with `tls` when the URL says so) to the server, with `TCP_NODELAY`:
+/// tunnel traffic is interactive, and the WebSocket layer already sends whole messages.
+pub async fn connect(server: &ServerUrl, tls: Option<&Arc<ClientConfig>>) -> Result<Transport, NetError> {
     let addr = format!("{}:{}", server.host(), server.port());
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, async {
         let addrs: Vec<_> = tokio::net::lookup_host(&addr)
@@ -132,7 +148,8 @@ pub async fn connect(server: &ServerUrl, tls: &TlsSettings) -> Result<Transport,
     if !server.is_tls() {
         return Ok(Transport::Plain(tcp));
     }
-    let config = Arc::new(tls.client_config(&[b"http/1.1"])?);
+    let config =
+        tls.cloned().ok_or_else(|| NetError::TlsSetup("no TLS configuration for an https server".into()))?;
     let name = ServerName::try_from(server.host().to_owned())
         .map_err(|_| NetError::Dns { host: server.host().to_owned() })?;
     let stream =

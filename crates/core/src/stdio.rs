@@ -47,10 +47,7 @@ mod unix {
         let Ok(owned) = fd.as_fd().try_clone_to_owned() else { return Kind::Other };
         let file = std::fs::File::from(owned);
         match file.metadata().map(|m| m.file_type()) {
-            Ok(t) if t.is_fifo() => {
-                grow_pipe(&file);
-                Kind::Pipe(file.into())
-            }
+            Ok(t) if t.is_fifo() => Kind::Pipe(file.into()),
             Ok(t) if t.is_socket() => Kind::Socket(file.into()),
             _ => Kind::Other,
         }
@@ -59,7 +56,7 @@ mod unix {
     /// Asks for a 1 MiB pipe (the default is 64 KiB): ssh's bulk data then crosses in fewer,
     /// larger reads and writes, and wake-ups rather than copies are what a pipe hop costs.
     /// Best effort: the system may cap pipe sizes lower, and the default works.
-    fn grow_pipe(fd: impl AsFd) {
+    pub fn grow_pipe(fd: impl AsFd) {
         #[cfg(target_os = "linux")]
         let _ = rustix::pipe::fcntl_setpipe_size(fd, 1 << 20);
         #[cfg(not(target_os = "linux"))]
@@ -80,6 +77,7 @@ pub fn stdin() -> Stdin {
         use tokio::net::unix::pipe;
         match unix::classify(std::io::stdin()) {
             unix::Kind::Pipe(fd) => {
+                unix::grow_pipe(&fd);
                 if let Ok(r) = pipe::Receiver::from_owned_fd(fd) {
                     return Stdin::Pipe(r);
                 }
@@ -102,6 +100,7 @@ pub fn stdout() -> Stdout {
         use tokio::net::unix::pipe;
         match unix::classify(std::io::stdout()) {
             unix::Kind::Pipe(fd) => {
+                unix::grow_pipe(&fd);
                 if let Ok(w) = pipe::Sender::from_owned_fd(fd) {
                     return Stdout::Pipe(w);
                 }

@@ -225,7 +225,6 @@ struct Pump<'a, S, R, W> {
     up_size: usize,
     heads: [[u8; MAX_HEADER]; BATCH],
     head_lens: [usize; BATCH],
-    frames: usize,
     /// Bytes of the batch (headers and payload) on the wire / in all.
     up_written: usize,
     up_total: usize,
@@ -285,7 +284,6 @@ where
             up_size: SMALL_BUFFER,
             heads: [[0; MAX_HEADER]; BATCH],
             head_lens: [0; BATCH],
-            frames: 0,
             up_written: 0,
             up_total: 0,
             staged: Vec::new(),
@@ -318,15 +316,7 @@ where
     /// the waker with what it waits on.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SpliceError>> {
         loop {
-            let step = (|| {
-                let mut progress = self.send(cx)?;
-                progress |= self.read_local(cx)?;
-                progress |= self.deliver(cx)?;
-                progress |= self.receive(cx)?;
-                progress |= self.timers(cx)?;
-                Ok(progress)
-            })();
-            let progress = match step {
+            let progress = match self.step(cx) {
                 Ok(p) => p,
                 Err(SpliceError::Protocol(e)) => {
                     // Tell the peer why, if the socket takes it right away; then give up.
@@ -349,6 +339,16 @@ where
                 return Poll::Pending;
             }
         }
+    }
+
+    /// One pass over both directions and the timers; whether anything moved.
+    fn step(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
+        let mut progress = self.send(cx)?;
+        progress |= self.read_local(cx)?;
+        progress |= self.deliver(cx)?;
+        progress |= self.receive(cx)?;
+        progress |= self.timers(cx)?;
+        Ok(progress)
     }
 
     /// Whether the tunnel is over, and how it ended.
@@ -418,7 +418,7 @@ where
                 if self.up_written == self.up_total {
                     self.up.clear();
                     self.staged.clear();
-                    (self.up_written, self.up_total, self.frames) = (0, 0, 0);
+                    (self.up_written, self.up_total) = (0, 0);
                 }
             }
         }
@@ -430,16 +430,8 @@ where
         if !self.staged.is_empty() {
             return Pin::new(&mut self.ws).poll_write(cx, &self.staged[self.up_written..]);
         }
-        let mut parts = [&[][..]; 2 * BATCH];
-        let mut at = 0;
-        for i in 0..self.frames {
-            let len = (self.up.len() - at).min(MAX_MESSAGE);
-            parts[2 * i] = &self.heads[i][..self.head_lens[i]];
-            parts[2 * i + 1] = &self.up[at..at + len];
-            at += len;
-        }
         let mut iov = [IoSlice::new(&[]); 2 * BATCH];
-        let n = gather(parts[..2 * self.frames].iter().copied(), self.up_written, &mut iov);
+        let n = gather(batch_parts(&self.up, &self.heads, &self.head_lens), self.up_written, &mut iov);
         Pin::new(&mut self.ws).poll_write_vectored(cx, &iov[..n])
     }
 
@@ -478,27 +470,20 @@ where
 
     /// Cuts `up` into messages of at most [`MAX_MESSAGE`], masking each in place.
     fn frame_batch(&mut self) {
-        let (mut at, mut i, mut heads) = (0, 0, 0);
-        while at < self.up.len() {
-            let len = (self.up.len() - at).min(MAX_MESSAGE);
+        let mut heads = 0;
+        for (i, payload) in self.up.chunks_mut(MAX_MESSAGE).enumerate() {
             let mask = self.role.mask();
             if let Some(m) = mask {
-                frame::apply_mask(&mut self.up[at..at + len], m, 0);
+                frame::apply_mask(payload, m, 0);
             }
-            let header = Header { fin: true, opcode: OpCode::Binary, mask, len: len as u64 };
+            let header = Header { fin: true, opcode: OpCode::Binary, mask, len: payload.len() as u64 };
             self.head_lens[i] = frame::encode_header(&header, &mut self.heads[i]);
             heads += self.head_lens[i];
-            at += len;
-            i += 1;
         }
-        (self.frames, self.up_written, self.up_total) = (i, 0, heads + self.up.len());
+        (self.up_written, self.up_total) = (0, heads + self.up.len());
         if !self.ws.is_write_vectored() {
-            let mut at = 0;
-            for i in 0..self.frames {
-                let len = (self.up.len() - at).min(MAX_MESSAGE);
-                self.staged.extend_from_slice(&self.heads[i][..self.head_lens[i]]);
-                self.staged.extend_from_slice(&self.up[at..at + len]);
-                at += len;
+            for part in batch_parts(&self.up, &self.heads, &self.head_lens) {
+                self.staged.extend_from_slice(part);
             }
         }
     }
@@ -512,7 +497,7 @@ where
         if self.up_written == 0 && self.up_total > 0 {
             self.up.clear();
             self.staged.clear();
-            (self.up_total, self.frames) = (0, 0);
+            self.up_total = 0;
         }
         let payload = if code == CLOSE_NO_STATUS { Vec::new() } else { frame::close_payload(code, reason) };
         self.control.extend(frame::control_frame(OpCode::Close, &payload, self.role.mask()));
@@ -713,6 +698,15 @@ fn flush_dirty<W: AsyncWrite + Unpin>(w: &mut W, dirty: &mut bool, cx: &mut Cont
         }
     }
     Ok(())
+}
+
+/// A framed batch as it goes on the wire: each message's header, then its payload.
+fn batch_parts<'b>(
+    up: &'b [u8],
+    heads: &'b [[u8; MAX_HEADER]; BATCH],
+    head_lens: &'b [usize; BATCH],
+) -> impl Iterator<Item = &'b [u8]> {
+    up.chunks(MAX_MESSAGE).enumerate().flat_map(move |(i, payload)| [&heads[i][..head_lens[i]], payload])
 }
 
 fn is_hang_up(e: &io::Error) -> bool {
