@@ -10,6 +10,8 @@ export CARGO_TERM_COLOR=never
 (cd ui && npm run build --silent)
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The same check and lints for Windows and macOS (Debian's second Rust, std built from source).
+scripts/xcheck.sh
 # The end-to-end tests run the real binaries: build them first.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked

@@ -43,8 +43,7 @@ impl Drop for Guard {
     fn drop(&mut self) {
         // Kill the process (by PID) and its children (websockify forks one per connection).
         for pid in descendants(self.child.id()) {
-            // SAFETY: plain syscall on a PID we started (or its child).
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            kill(pid);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -108,8 +107,27 @@ pub fn tree_rss_kib(pid: u32) -> u64 {
     descendants(pid).into_iter().filter_map(rss_kib).sum()
 }
 
+/// Kills a process we started (or its child) by PID, at once.
+pub fn kill(pid: u32) {
+    #[cfg(unix)]
+    // SAFETY: plain syscall on a PID we started.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    #[cfg(windows)]
+    let _ = Command::new("taskkill").args(["/F", "/PID", &pid.to_string()]).output();
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (children inherit it); returns the new soft
+/// limit. Windows has no such limit per process: 0 there.
+#[cfg(not(unix))]
+pub fn raise_nofile() -> u64 {
+    0
+}
+
 /// Raises the soft RLIMIT_NOFILE to the hard limit (children inherit it); returns the new soft
 /// limit.
+#[cfg(unix)]
 #[allow(clippy::unnecessary_cast)] // `rlim_t` is not `u64` on every target.
 pub fn raise_nofile() -> u64 {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -151,8 +169,7 @@ pub fn wait_output(child: Child, timeout: Duration) -> anyhow::Result<Output> {
     match rx.recv_timeout(timeout) {
         Ok(out) => Ok(out?),
         Err(_) => {
-            // SAFETY: plain syscall on a PID we started.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            kill(pid);
             bail!("process {pid} did not finish within {timeout:?}")
         }
     }
@@ -168,8 +185,7 @@ pub fn wait_exit(mut child: Child, timeout: Duration) -> anyhow::Result<std::pro
     match rx.recv_timeout(timeout) {
         Ok(status) => Ok(status?),
         Err(_) => {
-            // SAFETY: plain syscall on a PID we started.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            kill(pid);
             bail!("process {pid} did not finish within {timeout:?}")
         }
     }

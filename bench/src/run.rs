@@ -630,8 +630,7 @@ fn ssh_download(env: &Env, name: &str, len: u64, timeout: Duration) -> anyhow::R
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        // SAFETY: plain syscall on a PID we started.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        procs::kill(pid);
     });
     let mut buf = vec![0u8; load::CHUNK];
     let (mut got, mut zeros) = (0u64, true);

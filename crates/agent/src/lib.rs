@@ -4,6 +4,12 @@
 //!
 //! This crate never depends on the client side (`sandbox-core`); the two meet only in
 //! `sandbox-wire`.
+//!
+//! The pod side runs on Linux (and other Unixes): sessions need ptys, process groups and
+//! signals. Windows is not a pod OS, so the crate refuses to build there rather than half-work;
+//! cross-platform checks exclude it (`scripts/xcheck.sh`).
+#[cfg(not(unix))]
+compile_error!("sandbox-agent is the sandbox pod's side and runs on Linux/Unix only");
 
 pub mod authorized_keys;
 pub mod http;
