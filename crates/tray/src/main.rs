@@ -6,7 +6,6 @@
 mod desktop;
 mod icon;
 mod menu;
-#[cfg(target_os = "linux")]
 mod tray;
 
 use std::path::{Path, PathBuf};
@@ -23,8 +22,7 @@ use tokio::sync::mpsc;
 use crate::desktop::OsDesktop;
 use crate::menu::Action;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SANDBOX_FORWARD_LOG")
@@ -32,6 +30,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // macOS and Windows keep the main thread for the tray's event loop; the app runs beside it.
+    tray::run_main(|host| tokio::runtime::Runtime::new()?.block_on(run(host)))
+}
+
+async fn run(host: tray::Host) -> anyhow::Result<()> {
     #[allow(deprecated)] // std::env::home_dir is correct on every platform since Rust 1.85
     let home = std::env::home_dir().context("cannot find your home directory; set HOME")?;
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
@@ -74,15 +77,14 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(socket = %socket.display(), "Sandbox Forward is running");
 
     let (actions, mut clicks) = mpsc::unbounded_channel();
-    #[cfg(target_os = "linux")]
-    let tray = match tray::spawn(service.snapshot(), actions.clone()).await {
+    let tray = match tray::spawn(&host, service.snapshot(), actions.clone()).await {
         Ok(handle) => {
+            let handle = Arc::new(handle);
             let mut changes = service.subscribe();
-            let (handle2, service2) = (handle.clone(), service.clone());
+            let (shown, service) = (handle.clone(), service.clone());
             tokio::spawn(async move {
                 while changes.changed().await.is_ok() {
-                    let snapshot = service2.snapshot();
-                    if handle2.update(|t: &mut tray::Tray| t.snapshot = snapshot).await.is_none() {
+                    if !shown.update(service.snapshot()).await {
                         return;
                     }
                 }
@@ -94,8 +96,6 @@ async fn main() -> anyhow::Result<()> {
             None
         }
     };
-    #[cfg(not(target_os = "linux"))]
-    tracing::warn!("this build has no tray icon on this OS yet; use the window");
     // `actions` stays alive: without a tray icon the process still serves the window until
     // it is told to stop.
 
@@ -118,8 +118,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     tracing::info!("stopping");
-    #[cfg(target_os = "linux")]
-    if let Some(tray) = tray {
+    if let Some(tray) = &tray {
         tray.shutdown().await;
     }
     service.shutdown().await;

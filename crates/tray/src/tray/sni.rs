@@ -1,5 +1,6 @@
-//! The tray icon on Linux: a StatusNotifierItem (what AppIndicator speaks) over D-Bus via `ksni`,
-//! so this process links no GTK. Renders [`crate::menu`] and sends clicks to the dispatcher.
+//! The tray icon on Linux and the BSDs: a StatusNotifierItem (what AppIndicator speaks) over
+//! D-Bus via `ksni`, so this process links no GTK. Renders [`crate::menu`] and sends clicks to the
+//! dispatcher. ksni runs on the caller's tokio runtime: the main thread needs no event loop.
 
 use ksni::menu::{CheckmarkItem, StandardItem, SubMenu};
 use ksni::{MenuItem, TrayMethods};
@@ -80,10 +81,38 @@ fn render(entry: Entry) -> MenuItem<Tray> {
     }
 }
 
+/// Nothing to hand over: ksni needs no UI thread.
+pub struct Host;
+
+/// Runs the app on this thread.
+pub fn run_main<F>(app: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Host) -> anyhow::Result<()>,
+{
+    app(Host)
+}
+
+/// The shown tray.
+pub struct TrayHandle(ksni::Handle<Tray>);
+
+impl TrayHandle {
+    /// Shows a new state; false once the tray is gone.
+    pub async fn update(&self, snapshot: Snapshot) -> bool {
+        self.0.update(|t: &mut Tray| t.snapshot = snapshot).await.is_some()
+    }
+
+    /// Removes the icon.
+    pub async fn shutdown(&self) {
+        self.0.shutdown().await;
+    }
+}
+
 /// Shows the tray; keeps working when no tray host is running yet (it appears when one starts).
 pub async fn spawn(
+    _host: &Host,
     snapshot: Snapshot,
     actions: UnboundedSender<Action>,
-) -> Result<ksni::Handle<Tray>, ksni::Error> {
-    Tray { snapshot, actions }.assume_sni_available(true).spawn().await
+) -> Result<TrayHandle, String> {
+    let handle = Tray { snapshot, actions }.assume_sni_available(true).spawn().await;
+    handle.map(TrayHandle).map_err(|e| e.to_string())
 }
