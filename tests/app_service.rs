@@ -1,6 +1,9 @@
 //! The desktop app's model (`sandbox-desk`) against real processes: its demo sandbox is a real
 //! `sandbox-agent`, Connect writes a config the real `ssh` uses, toggles carry real bytes, and
 //! the window's control socket answers across processes' boundary (here, tasks).
+//!
+//! Unix only: these drive the pod side (`sandbox-agent`, Unix by design) and Unix peers.
+#![cfg(unix)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

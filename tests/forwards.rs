@@ -1,6 +1,9 @@
 //! The core's forward set (what the tray app's toggles drive) against a real `sandbox-agent`:
 //! toggling a forward on makes bytes flow through `127.0.0.1:LOCAL`, the status counts them,
 //! toggling it off closes the port and the connections through it.
+//!
+//! Unix only: these drive the pod side (`sandbox-agent`, Unix by design) and Unix peers.
+#![cfg(unix)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,5 +1,8 @@
 //! `sandbox-forward open`: the command line or URL it would run, through the real binary, with a
 //! fake `zed` on PATH and a profile written by hand (no server needed).
+//!
+//! Unix only: the stand-in `zed` is a shell script.
+#![cfg(unix)]
 
 use std::path::Path;
 use std::time::Duration;

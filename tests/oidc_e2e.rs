@@ -2,6 +2,9 @@
 //! mod_auth_openidc guards `sandbox-agent`, our CLI signs in through a stand-in browser
 //! (`$BROWSER` + the provider's devInteractions forms), and the real `ssh` runs our
 //! ProxyCommand, which takes (and refreshes) its token from the token store.
+//!
+//! Unix only: these drive the pod side (`sandbox-agent`, Unix by design) and Unix peers.
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -2,6 +2,9 @@
 //! issuing RS256 JWT access tokens and rotating refresh tokens, and a real routing service (Apache
 //! httpd + mod_auth_openidc) in front of a real `sandbox-agent`, checking those tokens and vouching
 //! for their subject in `X-Forwarded-Sub`.
+//!
+//! Unix only: these drive the pod side (`sandbox-agent`, Unix by design) and Unix peers.
+#![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

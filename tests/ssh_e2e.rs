@@ -1,6 +1,9 @@
 //! End to end, as a user would: a real `sandbox-agent` behind a real routing service (nginx),
 //! `sandbox-forward ssh-setup`, then the real OpenSSH `ssh`, `scp` and `sftp` through the
 //! written `~/.ssh/config` and our ProxyCommand.
+//!
+//! Unix only: these drive the pod side (`sandbox-agent`, Unix by design) and Unix peers.
+#![cfg(unix)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
