@@ -2,6 +2,12 @@
 //! local socket (a Unix socket in the private config dir; a named pipe on Windows) and the window
 //! process calls it, one JSON line per request and per answer. The socket doubles as the tray
 //! process's single-instance lock.
+//!
+//! Only the user's own processes may take part. On Unix the socket sits in a 0700 directory. On
+//! Windows, where pipe names are one machine-wide namespace that anyone can try to claim, the pipe
+//! is created as a first instance (so a squatter's pipe makes binding fail instead of being
+//! joined) with a protected DACL that admits only the current user, and a client talks only to a
+//! server whose process runs as the same user.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -44,6 +50,11 @@ pub enum ServeError {
     /// Another tray process answers on the socket.
     #[error("Sandbox Forward is already running")]
     AlreadyRunning,
+    /// Another user's process holds the pipe name (Windows).
+    #[error(
+        "another user's process holds the control pipe {path}; sign out other sessions or restart Windows, then start Sandbox Forward again"
+    )]
+    Squatted { path: PathBuf },
     /// The socket could not be created.
     #[error("cannot create the control socket {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
@@ -65,11 +76,20 @@ impl ControlServer {
         if let Some(dir) = path.parent().filter(|_| !cfg!(windows)) {
             sandbox_core::fsutil::create_private_dir(dir).map_err(io_err)?;
         }
-        let listener = ListenerOptions::new()
-            .name(name(path).map_err(io_err)?)
-            .try_overwrite(true)
-            .create_tokio()
-            .map_err(io_err)?;
+        let options = ListenerOptions::new().name(name(path).map_err(io_err)?).try_overwrite(true);
+        #[cfg(windows)]
+        let options = {
+            use interprocess::os::windows::local_socket::ListenerOptionsExt;
+            options.security_descriptor(windows::owner_only().map_err(io_err)?)
+        };
+        let listener = options.create_tokio().map_err(|source| {
+            // A pipe that exists but is not ours answers "access denied" to our first instance.
+            if cfg!(windows) && source.kind() == io::ErrorKind::PermissionDenied {
+                ServeError::Squatted { path: path.to_owned() }
+            } else {
+                io_err(source)
+            }
+        })?;
         Ok(ControlServer { listener })
     }
 
@@ -134,9 +154,12 @@ impl ControlClient {
 
     async fn connect(&self) -> io::Result<Stream> {
         let name = name(&self.path)?;
-        tokio::time::timeout(CONNECT_TIMEOUT, Stream::connect(name))
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, Stream::connect(name))
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the tray process did not answer"))?
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the tray process did not answer"))??;
+        #[cfg(windows)]
+        windows::check_server(&stream)?;
+        Ok(stream)
     }
 
     /// Sends one request and waits for its outcome.
@@ -155,5 +178,55 @@ impl ControlClient {
         serde_json::from_str::<Outcome>(&answer).map_err(|e| ActionError {
             message: format!("the tray process answered something unexpected ({e}); restart Sandbox Forward"),
         })?
+    }
+}
+
+/// The pipe's security on Windows.
+#[cfg(windows)]
+mod windows {
+    use std::io;
+
+    use interprocess::local_socket::tokio::Stream;
+    use interprocess::local_socket::traits::StreamCommon as _;
+    use interprocess::os::windows::security_descriptor::SecurityDescriptor;
+    use sandbox_core::fsutil::acl::Sid;
+
+    /// Owner: the current user; DACL: protected, one entry, full control for that user.
+    pub fn owner_only() -> io::Result<SecurityDescriptor> {
+        let me = Sid::current_user()?.to_sddl()?;
+        let sddl = widestring::U16CString::from_str(owner_only_sddl(&me))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        SecurityDescriptor::deserialize(&sddl)
+    }
+
+    /// Refuses a pipe served by another user's process (one that claimed our pipe's name).
+    pub fn check_server(stream: &Stream) -> io::Result<()> {
+        let pid = stream.peer_creds()?.pid().ok_or_else(|| io::Error::other("no server process id"))?;
+        if Sid::of_process(pid)? != Sid::current_user()? {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "the control pipe is served by another user's process (pid {pid}); not talking to it"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn owner_only_sddl(user: &str) -> String {
+        format!("O:{user}D:P(A;;GA;;;{user})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(windows)]
+    #[test]
+    fn the_pipe_admits_only_its_owner() {
+        assert_eq!(
+            super::windows::owner_only_sddl("S-1-5-21-1-2-3-1001"),
+            "O:S-1-5-21-1-2-3-1001D:P(A;;GA;;;S-1-5-21-1-2-3-1001)"
+        );
+        super::windows::owner_only().expect("the SDDL parses into a security descriptor");
     }
 }
