@@ -6,6 +6,9 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+#[cfg(windows)]
+pub mod acl;
+
 /// More links than this in a chain is a loop (Linux's own limit is 40).
 const MAX_LINKS: usize = 40;
 
@@ -31,19 +34,31 @@ pub fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
     Err(io::Error::other(format!("more than {MAX_LINKS} symbolic links in a chain (a loop?)")))
 }
 
-/// Creates `dir` and its missing parents, private to the user (0700) on Unix.
+/// Creates `dir` and its missing parents, private to the user: 0700 on Unix, on Windows a DACL
+/// admitting only the user (and SYSTEM) that what is created inside inherits. A directory that
+/// exists is left as it is.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
+    #[cfg(windows)]
+    let missing: Vec<&Path> =
+        dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
+    builder.create(dir)?;
+    #[cfg(windows)]
+    for created in missing.iter().rev() {
+        acl::make_private(created, true)?;
+    }
+    Ok(())
 }
 
 /// Replaces `path` (not a symlink: resolve first) with `bytes`: a temp file in the same
 /// directory, fsynced, renamed over it. An existing file keeps its permission bits; a new one
 /// gets `new_mode` (the temp file is 0600 from birth, so a secret is never exposed, not even
-/// for a moment). The directory must exist.
+/// for a moment). The directory must exist. On Windows a private `new_mode` (no group or other
+/// bits) means the private DACL ([`acl`]), set before a byte is written, and an existing file
+/// gets it too (a rename carries the new file's DACL, so it could not keep the old one anyway).
 pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -56,6 +71,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> 
     };
     // tempfile creates the file 0600 on Unix, which is what a new file should be.
     let mut tmp = tempfile::Builder::new().prefix(".sandbox-forward-").suffix(".tmp").tempfile_in(dir)?;
+    #[cfg(windows)]
+    if new_mode & 0o077 == 0 {
+        acl::make_private(tmp.path(), false)?;
+    }
     tmp.write_all(bytes)?;
     match existing {
         Some(perms) => tmp.as_file().set_permissions(perms)?,
@@ -98,6 +117,64 @@ pub fn dir_accepts_files(dir: &Path) -> io::Result<bool> {
 /// we answer with a line for the user to add by hand rather than an error.
 pub fn is_unwritable(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem)
+}
+
+#[cfg(all(test, windows))]
+mod windows_tests {
+    use super::acl::{read_dacl, Sid};
+    use super::*;
+
+    /// Whether this runs under Wine (whose ntdll exports `wine_get_version`).
+    fn under_wine() -> bool {
+        use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+        // SAFETY: NUL-terminated names; ntdll is loaded in every process.
+        unsafe {
+            let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+            !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+        }
+    }
+
+    /// The private DACL: protected, the user and SYSTEM with full control, nothing else. False
+    /// when it cannot be checked here (said on stderr).
+    fn assert_private(path: &Path, inherit: u8) -> bool {
+        let dacl = read_dacl(path).unwrap();
+        let entries = dacl.entries.expect("a DACL, not none (which admits everyone)");
+        let whom: Vec<_> = entries.iter().map(|e| (e.kind, e.flags, e.mask, e.sid.clone())).collect();
+        if !dacl.protected && under_wine() {
+            eprintln!(
+                "skipped: the DACL check of {path:?}: Wine 8's SetNamedSecurityInfoW succeeds but keeps no DACL \
+                 on a file or directory (it reads back the one made from the Unix mode: {whom:?}); Windows checks it"
+            );
+            return false;
+        }
+        let want = [Sid::current_user().unwrap(), Sid::system().unwrap()]
+            .map(|sid| (0u8, inherit, 0x1f_01ffu32, sid));
+        assert!(dacl.protected, "{path:?}: the DACL inherits from its parent: {whom:?}");
+        assert_eq!(whom, want, "{path:?}: not only the user and SYSTEM");
+        true
+    }
+
+    #[test]
+    fn private_files_and_dirs_admit_only_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("config").join("keys");
+        create_private_dir(&keys).unwrap();
+        let key = keys.join("box");
+        write_atomic(&key, b"secret", 0o600).unwrap();
+        assert_eq!(fs::read(&key).unwrap(), b"secret");
+        // OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE: what is created inside is private too.
+        if !assert_private(&keys, 3) {
+            return;
+        }
+        assert_private(&dir.path().join("config"), 3);
+        assert_private(&key, 0);
+        // Replacing keeps it private; a public file is left to inherit.
+        write_atomic(&key, b"secret 2", 0o600).unwrap();
+        assert_private(&key, 0);
+        let public = dir.path().join("box.pub");
+        write_atomic(&public, b"ssh-ed25519 AAAA", 0o644).unwrap();
+        assert!(!read_dacl(&public).unwrap().protected);
+    }
 }
 
 #[cfg(all(test, unix))]
