@@ -260,13 +260,61 @@ impl Installation {
 
 /// The path ssh should run us by: the canonical path of the running binary, except inside an
 /// AppImage, whose mount point (`/tmp/.mount_*`) vanishes when the app exits — there the
-/// AppImage file itself (`$APPIMAGE`, passed in by the caller) is the stable path.
+/// AppImage file itself (`$APPIMAGE`, passed in by the caller) is the stable path. On Windows
+/// the path is a plain `C:\…` one (see [`without_verbatim_prefix`]).
 pub fn stable_binary_path(current_exe: &Path, appimage: Option<&Path>) -> PathBuf {
-    let exe = std::fs::canonicalize(current_exe).unwrap_or_else(|_| current_exe.to_owned());
+    let exe = std::fs::canonicalize(current_exe)
+        .map(|p| without_verbatim_prefix(&p))
+        .unwrap_or_else(|_| current_exe.to_owned());
     match appimage {
         // The core reads no environment: the mount is recognised by its name alone.
         Some(image) if exe.to_string_lossy().contains("/.mount_") => image.to_owned(),
         _ => exe,
+    }
+}
+
+/// The longest path Windows takes without the verbatim prefix (`MAX_PATH` less the final NUL).
+const MAX_PLAIN_PATH: usize = 259;
+
+/// `path` without the verbatim prefix that `canonicalize` gives every path on Windows:
+/// `\\?\C:\dir\x.exe` becomes `C:\dir\x.exe` and `\\?\UNC\server\share\x` becomes
+/// `\\server\share\x`. ssh runs the ProxyCommand through a command line, and Windows OpenSSH
+/// (like `cmd.exe`) does not take the verbatim form. A path that needs the prefix — longer than
+/// `MAX_PATH`, or with a name that plain parsing would change (`.`/`..`, a trailing dot or
+/// space, `/`, a device name such as `NUL` or `COM1`) — is returned as it is, and so is any
+/// other path. Pure string work, so it behaves the same on every OS.
+pub fn without_verbatim_prefix(path: &Path) -> PathBuf {
+    let Some(text) = path.to_str() else { return path.to_owned() };
+    let plain = if let Some(rest) = text.strip_prefix(r"\\?\UNC\") {
+        format!(r"\\{rest}")
+    } else if let Some(rest) = text.strip_prefix(r"\\?\") {
+        let b = rest.as_bytes();
+        if !(b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\') {
+            return path.to_owned();
+        }
+        rest.to_owned()
+    } else {
+        return path.to_owned();
+    };
+    let names_survive = plain.trim_start_matches('\\').split('\\').skip(1).all(|name| {
+        let stem = name.split('.').next().unwrap_or_default().trim_end_matches(' ');
+        let device = ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+            .iter()
+            .any(|d| stem.eq_ignore_ascii_case(d))
+            || (stem.len() == 4
+                && ["COM", "LPT"].iter().any(|d| stem.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(d)))
+                && stem.as_bytes()[3].is_ascii_digit());
+        !name.is_empty()
+            && name != "."
+            && name != ".."
+            && !name.ends_with(['.', ' '])
+            && !name.contains('/')
+            && !device
+    });
+    if plain.len() <= MAX_PLAIN_PATH && names_survive {
+        PathBuf::from(plain)
+    } else {
+        path.to_owned()
     }
 }
 
@@ -281,5 +329,45 @@ mod tests {
         assert_eq!(stable_binary_path(mounted, Some(image)), image);
         let installed = Path::new("/usr/bin/sandbox-forward-does-not-exist");
         assert_eq!(stable_binary_path(installed, None), installed);
+    }
+
+    #[test]
+    fn verbatim_windows_paths_become_plain() {
+        let plain = |s: &str| without_verbatim_prefix(Path::new(s)).to_str().unwrap().to_owned();
+        assert_eq!(
+            plain(r"\\?\C:\Program Files\sf\sandbox-forward.exe"),
+            r"C:\Program Files\sf\sandbox-forward.exe"
+        );
+        assert_eq!(plain(r"\\?\Z:\work\target\sandbox-forward.exe"), r"Z:\work\target\sandbox-forward.exe");
+        assert_eq!(plain(r"\\?\UNC\server\share\sf.exe"), r"\\server\share\sf.exe");
+        // Already plain, or not Windows at all: unchanged.
+        for same in [r"C:\sf.exe", "/usr/bin/sandbox-forward", r"\\server\share\sf.exe"] {
+            assert_eq!(plain(same), same);
+        }
+        // Paths that only the verbatim form can name keep it.
+        let long = format!(r"\\?\C:\{}\sf.exe", "d".repeat(260));
+        for keep in [
+            long.as_str(),
+            r"\\?\C:\dir.\sf.exe",
+            r"\\?\C:\dir \sf.exe",
+            r"\\?\C:\a\..\sf.exe",
+            r"\\?\C:\a/b\sf.exe",
+            r"\\?\C:\NUL\sf.exe",
+            r"\\?\C:\com1.txt\sf.exe",
+            r"\\?\Volume{0b1c}\sf.exe",
+            r"\\?\GLOBALROOT\Device\sf.exe",
+        ] {
+            assert_eq!(plain(keep), keep);
+        }
+        assert_eq!(plain(r"\\?\C:\computer\sf.exe"), r"C:\computer\sf.exe");
+    }
+
+    #[test]
+    fn the_running_binary_is_named_by_a_plain_path() {
+        let exe = std::env::current_exe().unwrap();
+        let stable = stable_binary_path(&exe, None);
+        assert!(stable.is_absolute(), "{stable:?}");
+        assert!(!stable.to_string_lossy().starts_with(r"\\?\"), "{stable:?}");
+        assert_eq!(std::fs::canonicalize(&stable).unwrap(), std::fs::canonicalize(&exe).unwrap());
     }
 }
