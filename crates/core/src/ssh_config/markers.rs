@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+use super::render::Platform;
+
 /// First line of the managed block; matched as a whole line, byte for byte.
 pub const BEGIN_MARKER: &str =
     "# BEGIN sandbox-forward managed block (edit with sandbox-forward; do not edit by hand)";
@@ -123,8 +125,14 @@ pub fn splice(bytes: &[u8], existing: Option<Range<usize>>, block: Option<&[u8]>
 
 /// Whether the user already includes `path` by hand outside our block (for example in a
 /// home-manager-generated config), before any `Host` or `Match` line so it applies to all hosts.
-pub fn has_manual_include(bytes: &[u8], block: Option<&Range<usize>>, path: &str) -> bool {
-    let quoted = format!("\"{path}\"");
+/// On Windows, where we write `path` with `/`, the user's `C:\Users\…` spelling (and any letter
+/// case: Windows file names ignore it) names the same file.
+pub fn has_manual_include(
+    bytes: &[u8],
+    block: Option<&Range<usize>>,
+    path: &str,
+    platform: Platform,
+) -> bool {
     for line in lines(bytes) {
         if block.is_some_and(|b| b.contains(&line.whole.start)) {
             continue;
@@ -142,12 +150,25 @@ pub fn has_manual_include(bytes: &[u8], block: Option<&Range<usize>>, path: &str
         if keyword.eq_ignore_ascii_case(b"include") {
             let rest = rest.trim_ascii();
             let rest = rest.strip_prefix(b"=").unwrap_or(rest).trim_ascii();
-            if rest == path.as_bytes() || rest == quoted.as_bytes() {
+            let value = rest.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")).unwrap_or(rest);
+            if same_path(value, path.as_bytes(), platform) {
                 return true;
             }
         }
     }
     false
+}
+
+/// Whether an `Include` value names `path`: byte for byte, or on Windows with `\` and `/` alike
+/// and letter case ignored.
+fn same_path(value: &[u8], path: &[u8], platform: Platform) -> bool {
+    let fold = |b: u8| if b == b'\\' { b'/' } else { b.to_ascii_lowercase() };
+    match platform {
+        Platform::Posix => value == path,
+        Platform::Windows => {
+            value.len() == path.len() && value.iter().zip(path).all(|(&a, &b)| fold(a) == fold(b))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -245,13 +266,31 @@ mod tests {
     #[test]
     fn finds_a_manual_include_before_the_first_host() {
         let path = "/home/u/.config/sandbox/ssh_config";
-        assert!(has_manual_include(format!("# x\nInclude {path}\n").as_bytes(), None, path));
-        assert!(has_manual_include(format!("  include = \"{path}\"\r\n").as_bytes(), None, path));
-        assert!(!has_manual_include(format!("Host a\nInclude {path}\n").as_bytes(), None, path));
-        assert!(!has_manual_include(format!("Include {path}x\n").as_bytes(), None, path));
+        let has = |text: String| has_manual_include(text.as_bytes(), None, path, Platform::Posix);
+        assert!(has(format!("# x\nInclude {path}\n")));
+        assert!(has(format!("  include = \"{path}\"\r\n")));
+        assert!(!has(format!("Host a\nInclude {path}\n")));
+        assert!(!has(format!("Include {path}x\n")));
+        assert!(!has(format!("Include \"{path}\n")));
+        // Other spellings are other files on POSIX.
+        assert!(!has(format!("Include {}\n", path.to_uppercase())));
         // Our own block's line does not count as a manual one.
         let ours = render_block(&format!("Include \"{path}\""), "\n");
         let span = find_block(&ours).unwrap();
-        assert!(!has_manual_include(&ours, span.as_ref(), path));
+        assert!(!has_manual_include(&ours, span.as_ref(), path, Platform::Posix));
+    }
+
+    #[test]
+    fn a_windows_include_matches_in_either_spelling() {
+        // We write `C:/…`; a Windows user types `C:\…`, quoted or not, in any case.
+        let path = "C:/Users/me/.config/sandbox/ssh_config";
+        let has = |text: &str| has_manual_include(text.as_bytes(), None, path, Platform::Windows);
+        assert!(has("Include C:\\Users\\me\\.config\\sandbox\\ssh_config\r\n"));
+        assert!(has("Include \"C:\\Users\\me\\.config\\sandbox\\ssh_config\"\r\n"));
+        assert!(has("include c:\\users\\ME\\.config/sandbox\\ssh_config\n"));
+        assert!(has("Include C:/Users/me/.config/sandbox/ssh_config\n"));
+        assert!(!has("Include C:\\Users\\me\\.config\\sandbox\\ssh_config2\n"));
+        assert!(!has("Include D:\\Users\\me\\.config\\sandbox\\ssh_config\n"));
+        assert!(!has("Host x\nInclude C:\\Users\\me\\.config\\sandbox\\ssh_config\n"));
     }
 }

@@ -125,8 +125,9 @@ impl SshConfigEditor {
     /// writes nothing the second time. Broken markers are refused before anything is written.
     pub fn upsert(&self, host: &HostBlock) -> Result<IncludeStatus, SshConfigError> {
         let block = render::render_host(host, self.platform)?;
-        let _lock = self.lock()?;
+        // Validated before the lock file (named after our file) is created.
         let line = self.include_line()?;
+        let _lock = self.lock()?;
         let plan = self.plan_include(&line)?;
         let mut file = self.read_hosts()?;
         file.upsert(&host.name, block);
@@ -195,8 +196,8 @@ impl SshConfigEditor {
     /// Makes sure the user's config includes our file: adds (or repairs) the managed block at
     /// its top, creating the file (0600) and its directory (0700) if missing.
     pub fn ensure_include(&self) -> Result<IncludeStatus, SshConfigError> {
-        let _lock = self.lock()?;
         let line = self.include_line()?;
+        let _lock = self.lock()?;
         let plan = self.plan_include(&line)?;
         self.apply(plan, line)
     }
@@ -244,7 +245,7 @@ impl SshConfigEditor {
             Some(span) => bytes[span.clone()] == block[..],
             None => {
                 let path = line.trim_start_matches("Include ").trim_matches('"');
-                markers::has_manual_include(&bytes, None, path)
+                markers::has_manual_include(&bytes, None, path, self.platform)
             }
         };
         if present {

@@ -323,9 +323,26 @@ fn unsafe_values_are_refused_before_anything_is_written() {
     bad.host_key = HostKeyPolicy::Pinned { known_hosts: PathBuf::from("/k/\"x\" y") };
     assert!(matches!(ed.upsert(&bad), Err(SshConfigError::Unsafe { .. })));
     let ed = SshConfigEditor::new(h.ssh_config(), h.home.join("our*file"));
+    // Refused as unsafe, not failed on the lock file named after it (`*` is no Windows file name).
     assert!(matches!(ed.upsert(&h.host("a")), Err(SshConfigError::Unsafe { .. })));
+    assert!(matches!(ed.ensure_include(), Err(SshConfigError::Unsafe { .. })));
     assert!(matches!(ed.include_state().unwrap(), IncludeState::Broken(SshConfigError::Unsafe { .. })));
     assert!(!h.ssh_config().exists() && !h.ours().exists());
+    // Not even the lock file.
+    let left: Vec<_> = fs::read_dir(&h.home).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_hand_added_windows_include_in_backslashes_counts_as_present() {
+    let h = Home::new();
+    let text = "Include C:\\Users\\me\\.config\\sandbox\\ssh_config\r\nHost *\r\n    User me\r\n";
+    h.write_user(text.as_bytes());
+    let ours = PathBuf::from(r"C:\Users\me\.config\sandbox\ssh_config");
+    let ed = SshConfigEditor::new(h.ssh_config(), ours).with_platform(Platform::Windows);
+    assert_eq!(ed.include_line().unwrap(), "Include \"C:/Users/me/.config/sandbox/ssh_config\"");
+    assert!(matches!(ed.include_state().unwrap(), IncludeState::Present));
+    assert_eq!(fs::read(h.ssh_config()).unwrap(), text.as_bytes());
 }
 
 /// A user's config made of lines of every sort, some random bytes, LF or CRLF, with or
