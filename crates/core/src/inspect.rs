@@ -223,7 +223,7 @@ mod tests {
         Installation {
             paths: Paths::from_home(home),
             binary: binary.into(),
-            platform: Platform::Posix,
+            platform: Platform::current(),
             prefer_keychain: false,
         }
     }

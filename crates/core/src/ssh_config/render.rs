@@ -314,6 +314,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::path::PathBuf;
+    #[cfg(unix)]
     use std::process::Command;
 
     fn name(s: &str) -> SandboxName {
@@ -459,7 +460,9 @@ mod tests {
         }
     }
 
-    /// What `sh` makes of a rendered command once ssh has turned `%%` back into `%`.
+    /// What `sh` makes of a rendered command once ssh has turned `%%` back into `%` (Unix only,
+    /// like the tests that use it: Windows has no `/bin/sh`).
+    #[cfg(unix)]
     fn sh_words(command: &str) -> Vec<String> {
         let script = format!("printf '%s\\0' {}", &command.replace("%%", "%"));
         let out = Command::new("/bin/sh").arg("-c").arg(&script).output().unwrap();
@@ -468,6 +471,7 @@ mod tests {
         text.split_terminator('\0').map(str::to_owned).collect()
     }
 
+    #[cfg(unix)]
     #[test]
     fn sh_reads_back_injection_attempts_as_plain_words() {
         let dir = tempfile::tempdir().unwrap();
@@ -494,6 +498,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
+        #[cfg(unix)]
         #[test]
         fn posix_quoting_round_trips_through_sh(args in proptest::collection::vec("[^\\x00-\\x1f\\x7f-\\u{9f}]{0,12}", 0..5)) {
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();

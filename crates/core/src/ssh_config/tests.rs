@@ -2,6 +2,7 @@
 
 use super::*;
 use proptest::prelude::*;
+#[cfg(unix)]
 use std::process::Command;
 
 struct Home {
@@ -49,7 +50,7 @@ fn host_in(home: &Path, name: &str) -> HostBlock {
         proxy_command: proxy_command(
             &home.join("bin/sandbox-forward"),
             &["proxy", "--ssh", "--server", "https://sandbox.example.com"],
-            Platform::Posix,
+            Platform::current(),
         )
         .unwrap(),
         identity_file: home.join(".config/sandbox/keys").join(name),
@@ -80,7 +81,7 @@ fn first_upsert_creates_both_files_privately() {
     assert_eq!(ed.upsert(&h.host("a")).unwrap(), IncludeStatus::Added);
     assert_eq!(fs::read(h.ssh_config()).unwrap(), managed_block(&ed, "\n"));
     let ours = fs::read_to_string(h.ours()).unwrap();
-    let block = render::render_host(&h.host("a"), Platform::Posix).unwrap();
+    let block = render::render_host(&h.host("a"), Platform::current()).unwrap();
     assert_eq!(ours, format!("{}\n{block}", hosts_file::HEADER));
     assert!(matches!(ed.include_state().unwrap(), IncludeState::Present));
     #[cfg(unix)]
@@ -403,7 +404,11 @@ proptest! {
     }
 }
 
+// What OpenSSH and `sh` make of our POSIX rendering: Unix only (a Windows build renders for
+// Windows OpenSSH, and under Wine a Linux ssh cannot be started with pipes).
+
 /// `ssh -F config -G name`, as `key value` pairs; `None` where ssh is not installed.
+#[cfg(unix)]
 fn ssh_g(config: &Path, name: &str) -> Option<Vec<(String, String)>> {
     let ssh = Path::new("/usr/bin/ssh");
     if !ssh.exists() {
@@ -416,10 +421,12 @@ fn ssh_g(config: &Path, name: &str) -> Option<Vec<(String, String)>> {
     Some(text.lines().filter_map(|l| l.split_once(' ')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
 }
 
+#[cfg(unix)]
 fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Vec<&'a str> {
     pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
 }
 
+#[cfg(unix)]
 fn check_ssh_resolves(h: &Home, user_tail: &[u8]) {
     h.write_user(user_tail);
     let ed = h.editor();
@@ -463,11 +470,13 @@ fn check_ssh_resolves(h: &Home, user_tail: &[u8]) {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn ssh_resolves_our_block_in_a_plain_config() {
     check_ssh_resolves(&Home::new(), b"");
 }
 
+#[cfg(unix)]
 #[test]
 fn ssh_resolves_our_block_ahead_of_host_star_and_match() {
     let tail = b"Host *\n    User someone\n    ProxyCommand none\n    StrictHostKeyChecking ask\n\
@@ -475,6 +484,7 @@ fn ssh_resolves_our_block_ahead_of_host_star_and_match() {
     check_ssh_resolves(&Home::new(), tail);
 }
 
+#[cfg(unix)]
 #[test]
 fn ssh_resolves_our_block_with_spaces_and_percent_in_paths() {
     let h = Home::with_subdir("home dir %h 100%");
@@ -486,6 +496,7 @@ fn ssh_resolves_our_block_with_spaces_and_percent_in_paths() {
     assert!(user.contains("Include \"") && user.contains("home dir %h 100%/.config"), "{user}");
 }
 
+#[cfg(unix)]
 #[test]
 fn ssh_resolves_an_unpinned_block() {
     let h = Home::new();
