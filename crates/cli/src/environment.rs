@@ -30,14 +30,11 @@ pub fn ssh_binary() -> PathBuf {
 
 /// `user@host` for key comments, so the pod's key list says whose laptop a key is on.
 pub fn key_comment() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "user".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .unwrap_or_else(|| "localhost".into());
-    format!("sandbox-forward:{user}@{host}")
+    sandbox_core::keys::default_comment(
+        Os::current(),
+        |name| std::env::var(name).ok(),
+        || std::fs::read_to_string("/etc/hostname").ok(),
+    )
 }
 
 /// Opens a URL for the user: `$BROWSER` where set (how a headless shell or a test substitutes

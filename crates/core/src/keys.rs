@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use ssh_key::{LineEnding, PrivateKey};
 
 use crate::fsutil;
+use crate::ide::Os;
 use crate::name::SandboxName;
 use crate::paths::Paths;
 
@@ -82,6 +83,29 @@ impl Drop for StagedKey {
             let _ = fsutil::remove_file(&self.public_tmp);
         }
     }
+}
+
+/// The comment of a new key, `sandbox-forward:USER@HOST`, so the pod's key list says whose
+/// machine a key is on. The caller passes the environment: `var` looks up a variable and
+/// `etc_hostname` reads `/etc/hostname`. The machine's name is `COMPUTERNAME` on Windows (a
+/// Windows path `/etc/hostname` means nothing, or under Wine the Linux host's name), else
+/// `/etc/hostname`, then `COMPUTERNAME`; the user is `USERNAME` on Windows, else `USER`.
+pub fn default_comment(
+    os: Os,
+    var: impl Fn(&str) -> Option<String>,
+    etc_hostname: impl FnOnce() -> Option<String>,
+) -> String {
+    let clean = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let var = |name: &str| clean(var(name));
+    let (user, host) = match os {
+        Os::Windows => (var("USERNAME").or_else(|| var("USER")), var("COMPUTERNAME")),
+        Os::Linux | Os::MacOs => {
+            (var("USER").or_else(|| var("USERNAME")), clean(etc_hostname()).or_else(|| var("COMPUTERNAME")))
+        }
+    };
+    let user = user.unwrap_or_else(|| "user".into());
+    let host = host.unwrap_or_else(|| "localhost".into());
+    format!("sandbox-forward:{user}@{host}")
 }
 
 /// Reads a sandbox's public key line, if the pair exists.
@@ -159,6 +183,32 @@ mod tests {
             assert_eq!(mode(&paths.private_key(&name)), 0o600);
             assert_eq!(mode(&paths.keys_dir()), 0o700);
         }
+    }
+
+    #[test]
+    fn the_comment_names_the_user_and_machine_of_each_os() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        };
+        let both = env(&[("USER", "root"), ("USERNAME", "Ann"), ("COMPUTERNAME", "ANN-PC")]);
+        // Windows: never /etc/hostname (under Wine it is the Linux host's file).
+        let mut read = false;
+        let windows = default_comment(Os::Windows, both, || {
+            read = true;
+            Some("linux-box\n".into())
+        });
+        assert_eq!(windows, "sandbox-forward:Ann@ANN-PC");
+        assert!(!read);
+        assert_eq!(
+            default_comment(Os::Linux, both, || Some("linux-box\n".into())),
+            "sandbox-forward:root@linux-box"
+        );
+        assert_eq!(default_comment(Os::Linux, both, || Some(" \n".into())), "sandbox-forward:root@ANN-PC");
+        assert_eq!(default_comment(Os::MacOs, env(&[]), || None), "sandbox-forward:user@localhost");
+        assert_eq!(
+            default_comment(Os::Windows, env(&[("USER", "bob"), ("COMPUTERNAME", "")]), || None),
+            "sandbox-forward:bob@localhost"
+        );
     }
 
     #[test]

@@ -51,15 +51,11 @@ impl sandbox_desk::Desktop for OsDesktop {
     }
 
     fn key_comment(&self) -> String {
-        let user =
-            std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "user".into());
-        let host = std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .or_else(|| std::env::var("COMPUTERNAME").ok())
-            .unwrap_or_else(|| "localhost".into());
-        format!("sandbox-forward:{user}@{host}")
+        sandbox_core::keys::default_comment(
+            Os::current(),
+            |name| std::env::var(name).ok(),
+            || std::fs::read_to_string("/etc/hostname").ok(),
+        )
     }
 }
 
