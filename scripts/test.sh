@@ -15,5 +15,7 @@ scripts/xcheck.sh
 # The end-to-end tests run the real binaries: build them first.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
+# The Windows build's core, wire and desk tests and a CLI flow, under Wine.
+scripts/wine-test.sh
 (cd ui && npm test --silent)
 scripts/e2e-app.sh "${CARGO_TARGET_DIR:-target}/debug/sandbox-forward-app"
