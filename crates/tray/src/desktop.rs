@@ -65,6 +65,10 @@ fn autostart(app: &Path) -> Result<auto_launch::AutoLaunch, String> {
         .set_app_name("Sandbox Forward")
         .set_app_path(&app.to_string_lossy())
         .set_args(&["--background"])
+        // Per user, like the rest of the app: never the machine-wide Run key (which an elevated
+        // process would otherwise pick), and a launch agent on macOS.
+        .set_windows_enable_mode(auto_launch::WindowsEnableMode::CurrentUser)
+        .set_macos_launch_mode(auto_launch::MacOSLaunchMode::LaunchAgent)
         .build()
         .map_err(|e| format!("cannot set up start at login: {e}"))
 }
