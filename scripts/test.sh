@@ -19,3 +19,5 @@ cargo test --workspace --locked
 scripts/wine-test.sh
 (cd ui && npm test --silent)
 scripts/e2e-app.sh "${CARGO_TARGET_DIR:-target}/debug/sandbox-forward-app"
+# The .deb of this build: installed with apt, used (ssh, the app under Xvfb), purged.
+scripts/package-test.sh
