@@ -117,19 +117,25 @@ async fn serve_connection(stream: Stream, service: Service) {
     loop {
         line.clear();
         lines.get_mut().set_limit(MAX_LINE);
-        match lines.read_line(&mut line).await {
+        let read = match lines.read_line(&mut line).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let outcome: Outcome = match serde_json::from_str::<Request>(&line) {
-            Ok(request) => service.handle(request).await,
-            Err(e) => {
-                Err(ActionError { message: format!("malformed request ({e}); is the app up to date?") })
+            Ok(read) => read,
+        };
+        // Cut off at the limit: the rest of that line must never be read as a request of its own.
+        let too_long = read as u64 >= MAX_LINE && !line.ends_with('\n');
+        let outcome: Outcome = if too_long {
+            Err(ActionError { message: "request too long (over 1 MiB); is the app up to date?".into() })
+        } else {
+            match serde_json::from_str::<Request>(&line) {
+                Ok(request) => service.handle(request).await,
+                Err(e) => {
+                    Err(ActionError { message: format!("malformed request ({e}); is the app up to date?") })
+                }
             }
         };
         let mut answer = serde_json::to_vec(&outcome).expect("outcomes serialise");
         answer.push(b'\n');
-        if write.write_all(&answer).await.is_err() {
+        if write.write_all(&answer).await.is_err() || too_long {
             return;
         }
     }
