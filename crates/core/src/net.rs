@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -75,7 +76,7 @@ pub fn no_tls_config() -> ClientConfig {
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError> {
     let bad = |detail: String| NetError::CaFile { path: path.to_owned(), detail };
     let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(e.to_string()))?;
     if certs.is_empty() {
