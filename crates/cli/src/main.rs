@@ -32,7 +32,10 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(e) => {
             // One line: cause and fix. `{:#}` keeps anyhow context on the same line.
-            eprintln!("sandbox-forward: error: {e:#}");
+            // Control characters removed: a message may quote a server (the core already cleans
+            // what it quotes; this is the last line of defence for the user's terminal).
+            let message = sandbox_core::untrusted::printable(&format!("{e:#}"));
+            eprintln!("sandbox-forward: error: {message}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -13,6 +13,7 @@ use sandbox_wire::tunnel::{Role, TunnelSocket};
 use crate::auth::{AuthError, Credentials};
 use crate::net::{self, NetError, TlsSettings, Transport};
 use crate::server::ServerUrl;
+use crate::untrusted;
 
 /// Where a sandbox is and how to authenticate to it.
 #[derive(Debug, Clone)]
@@ -83,6 +84,10 @@ pub enum ApiError {
     /// Any other unexpected status.
     #[error("{url} answered {status}: {detail}")]
     Status { url: String, status: u16, detail: String },
+    /// A 3xx: we follow no redirect (it would carry the credentials and the public key to
+    /// another server, whose host key would then be pinned).
+    #[error("{url} answered {status}, a redirect to {location}, which is not followed (credentials stay with the server they were given for); if the sandbox moved, set the new server URL")]
+    Redirect { url: String, status: u16, location: String },
     /// 2xx with a body that is not what the contract says.
     #[error("{url} did not answer like a sandbox server ({detail}); check the server URL")]
     BadBody { url: String, detail: String },
@@ -112,7 +117,10 @@ impl ApiClient {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(net::CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
-            .user_agent(USER_AGENT);
+            .user_agent(USER_AGENT)
+            // Credentials (`--header`, cookies, the bearer) and our public key are for this
+            // server only: a redirect is reported, never followed.
+            .redirect(reqwest::redirect::Policy::none());
         let tunnel_tls = if endpoint.server.is_tls() {
             // One verifier for the API client and every tunnel: the roots are read once.
             let [api, tunnel] = endpoint.tls.client_configs([&[b"h2", b"http/1.1"], &[b"http/1.1"]])?;
@@ -141,7 +149,11 @@ impl ApiClient {
         let body = resp.bytes().await.map_err(|e| self.net(&e))?;
         serde_json::from_slice(&body).map_err(|e| ApiError::BadBody {
             url: url.to_string(),
-            detail: format!("expected JSON {{\"port\": N}}: {e}"),
+            // serde quotes the offending value: it is the server's text.
+            detail: format!(
+                "expected JSON {{\"port\": N}}: {}",
+                untrusted::one_line(&e.to_string(), MAX_DETAIL)
+            ),
         })
     }
 
@@ -152,7 +164,7 @@ impl ApiClient {
         let resp = self.send(self.http.post(url).json(&body)).await?;
         if resp.status() == StatusCode::BAD_REQUEST {
             let detail = resp.text().await.unwrap_or_default();
-            return Err(ApiError::KeyRejected { detail: one_line(&detail) });
+            return Err(ApiError::KeyRejected { detail: untrusted::one_line(&detail, MAX_DETAIL) });
         }
         self.check(resp, Feature::Ssh).await?;
         Ok(())
@@ -189,7 +201,10 @@ impl ApiClient {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
                 Err(self.status_error(status, &body, &url, Feature::PortForward, true))
             }
-            Ok(Err(e)) => Err(ApiError::Handshake { url: url.to_string(), detail: e.to_string() }),
+            Ok(Err(e)) => Err(ApiError::Handshake {
+                url: url.to_string(),
+                detail: untrusted::one_line(&e.to_string(), MAX_DETAIL),
+            }),
         }
     }
 
@@ -217,6 +232,14 @@ impl ApiClient {
         }
         let status = resp.status();
         let url = resp.url().clone();
+        if status.is_redirection() {
+            let location = resp.headers().get(http::header::LOCATION).map(|v| v.as_bytes());
+            return Err(ApiError::Redirect {
+                url: url.to_string(),
+                status: status.as_u16(),
+                location: location_for_message(&url, location),
+            });
+        }
         let body = resp.text().await.unwrap_or_default();
         Err(self.status_error(status, &body, &url, feature, false))
     }
@@ -241,8 +264,12 @@ impl ApiClient {
             }
             StatusCode::FORBIDDEN => ApiError::Forbidden { server },
             StatusCode::NOT_FOUND => ApiError::NotFound { url, feature },
+            // The WebSocket handshake keeps no headers: the target is not known here.
+            s if s.is_redirection() => {
+                ApiError::Redirect { url, status: s.as_u16(), location: "another address".into() }
+            }
             s if upgrading && s.is_success() => ApiError::NoUpgrade { url, status: s.as_u16() },
-            s => ApiError::Status { url, status: s.as_u16(), detail: one_line(body) },
+            s => ApiError::Status { url, status: s.as_u16(), detail: untrusted::one_line(body, MAX_DETAIL) },
         }
     }
 
@@ -251,12 +278,119 @@ impl ApiClient {
     }
 }
 
-/// First line of a server's error body, bounded, for a one-line message.
-fn one_line(body: &str) -> String {
-    let line = body.lines().next().unwrap_or("").trim();
-    let mut s: String = line.chars().take(200).collect();
-    if s.is_empty() {
-        s = "(no details)".into();
+/// How much of a server's text a message quotes.
+const MAX_DETAIL: usize = 200;
+
+/// Where a redirect pointed, fit for a message: resolved against the request URL, without
+/// user-info, query or fragment (either may hold a token), control characters removed.
+fn location_for_message(base: &url::Url, location: Option<&[u8]>) -> String {
+    let Some(raw) = location else { return "(no Location header)".into() };
+    let raw = String::from_utf8_lossy(raw);
+    match base.join(raw.trim()) {
+        Ok(mut target) => {
+            let _ = target.set_username("");
+            let _ = target.set_password(None);
+            target.set_query(None);
+            target.set_fragment(None);
+            untrusted::one_line(target.as_str(), MAX_DETAIL)
+        }
+        Err(_) => format!("an invalid Location {:?}", untrusted::one_line(&raw, 80)),
     }
-    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A loopback server answering every request with `response`; the requests' heads arrive on
+    /// the channel. Runs until the test's runtime ends.
+    async fn canned(response: String) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+                let _ = sock.write_all(response.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            }
+        });
+        (url, rx)
+    }
+
+    fn client(server: &str) -> ApiClient {
+        ApiClient::new(Endpoint {
+            server: ServerUrl::parse(server).unwrap(),
+            credentials: Credentials {
+                headers: vec![("X-Api-Key".into(), "hdr-secret".into())],
+                cookies: vec![("sid".into(), "cookie-secret".into())],
+                ..Default::default()
+            },
+            tls: TlsSettings::default(),
+            bearer: None,
+        })
+        .unwrap()
+    }
+
+    fn reply(status: &str, extra: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed_and_say_where_they_pointed() {
+        let (elsewhere, mut elsewhere_saw) =
+            canned(reply("200 OK", "", r#"{"port": 2222, "host_key": null}"#)).await;
+        let location = format!("{}/steal?token=abc#frag", elsewhere.replace("http://", "http://u:pw@"));
+        for status in ["302 Found", "307 Temporary Redirect", "308 Permanent Redirect"] {
+            let (server, mut saw) = canned(reply(status, &format!("Location: {location}\r\n"), "")).await;
+            let api = client(&server);
+            let err = api.ssh_port().await.unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, ApiError::Redirect { .. }), "{status}: {msg}");
+            assert!(msg.contains(&format!("{elsewhere}/steal")), "names the target: {msg}");
+            assert!(!msg.contains("abc") && !msg.contains("pw"), "query and user-info go: {msg}");
+            let err = api.register_key("ssh-ed25519 AAAA").await.unwrap_err();
+            assert!(matches!(err, ApiError::Redirect { .. }), "{status}: {err}");
+            assert!(saw.recv().await.unwrap().contains("hdr-secret"), "the server itself got the request");
+        }
+        // Give a followed request time to arrive: none may.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(elsewhere_saw.try_recv().is_err(), "a credential went to the redirect target");
+    }
+
+    #[tokio::test]
+    async fn server_text_in_errors_has_no_control_characters() {
+        let hostile = "\x1b]0;owned\x07\x1b[2Jbad gateway\u{9b}1m";
+        for (status, call) in
+            [("502 Bad Gateway", "ssh-port"), ("400 Bad Request", "register"), ("200 OK", "body")]
+        {
+            let body =
+                if call == "body" { format!(r#"{{"port": "{hostile}"}}"#) } else { hostile.to_owned() };
+            let (server, _saw) = canned(reply(status, "", &body)).await;
+            let api = client(&server);
+            let err = match call {
+                "register" => api.register_key("ssh-ed25519 AAAA").await.unwrap_err(),
+                _ => api.ssh_port().await.unwrap_err(),
+            };
+            let msg = err.to_string();
+            assert!(!msg.chars().any(|c| c.is_control()), "{call}: {msg:?}");
+        }
+        // The tunnel's refusal too.
+        let (server, _saw) = canned(reply("500 Internal Server Error", "", hostile)).await;
+        let msg = client(&server).open_tunnel(2222).await.err().expect("refused").to_string();
+        assert!(!msg.chars().any(|c| c.is_control()), "{msg:?}");
+    }
 }

@@ -25,3 +25,4 @@ pub mod setup;
 pub mod ssh_config;
 pub mod ssh_proxy;
 pub mod stdio;
+pub mod untrusted;

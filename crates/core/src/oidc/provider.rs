@@ -20,6 +20,7 @@ use super::loopback::Loopback;
 use super::token_store::{now_secs, TokenSet};
 use super::{OidcError, OidcSettings};
 use crate::net::TlsSettings;
+use crate::untrusted;
 
 /// Discovery fields beyond the core set that we use.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -95,7 +96,8 @@ impl Provider {
             id_token: resp.id_token().map(|t| t.to_string()),
             issued_at: now_secs(),
             expires_at: now_secs() + lifetime.as_secs(),
-            subject,
+            // Shown in messages and the app: the provider's text, made printable.
+            subject: untrusted::printable(&subject),
         }
     }
 }
@@ -163,6 +165,7 @@ pub async fn login(opts: LoginOptions<'_>) -> Result<TokenSet, OidcError> {
     if let Some(error) = params.get("error") {
         let detail =
             params.get("error_description").map(|d| format!("{error}: {d}")).unwrap_or(error.clone());
+        let detail = untrusted::one_line(&detail, 200);
         callback.finish(false, &format!("Sign-in failed: {detail}")).await;
         return Err(OidcError::NotCompleted(format!("the provider answered {detail}")));
     }
@@ -184,9 +187,12 @@ pub async fn login(opts: LoginOptions<'_>) -> Result<TokenSet, OidcError> {
         let id_token = resp.id_token().ok_or_else(|| {
             OidcError::Rejected("the provider returned no id_token (is `openid` in the scopes?)".into())
         })?;
-        let claims = id_token
-            .claims(&client.id_token_verifier(), &nonce)
-            .map_err(|e| OidcError::Rejected(format!("the id_token failed verification: {e}")))?;
+        let claims = id_token.claims(&client.id_token_verifier(), &nonce).map_err(|e| {
+            OidcError::Rejected(format!(
+                "the id_token failed verification: {}",
+                untrusted::one_line(&e.to_string(), 300)
+            ))
+        })?;
         Ok::<_, OidcError>(provider.token_set(&resp, claims.subject().to_string(), None))
     }
     .await;
@@ -254,7 +260,9 @@ pub(super) async fn refresh(
         Ok(resp) => {
             Ok(Refreshed::Tokens(provider.token_set(&resp, previous.subject.clone(), Some(refresh_token))))
         }
-        Err(RequestTokenError::ServerResponse(e)) => Ok(Refreshed::Invalid(e.error().to_string())),
+        Err(RequestTokenError::ServerResponse(e)) => {
+            Ok(Refreshed::Invalid(untrusted::one_line(e.error().as_ref(), 200)))
+        }
         Err(e) => Err(OidcError::Rejected(format!("refreshing the sign-in failed: {}", token_error(&e)))),
     }
 }
@@ -306,7 +314,7 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
     e: &RequestTokenError<RE, T>,
 ) -> String {
     match e {
-        RequestTokenError::ServerResponse(r) => r.to_string(),
+        RequestTokenError::ServerResponse(r) => untrusted::one_line(&r.to_string(), 300),
         other => error_chain(other),
     }
 }
@@ -320,5 +328,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         s.push_str(&c.to_string());
         cause = c.source();
     }
-    s
+    // Causes may quote the provider's answer (a body that failed to parse).
+    untrusted::one_line(&s, 500)
 }
