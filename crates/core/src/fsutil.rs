@@ -59,15 +59,28 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// for a moment). The directory must exist. On Windows a private `new_mode` (no group or other
 /// bits) means the private DACL ([`acl`]), set before a byte is written, and an existing file
 /// gets it too (a rename carries the new file's DACL, so it could not keep the old one anyway).
+/// For a file holding a secret use [`write_private`], which never keeps looser bits.
 pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
     let existing = match fs::metadata(path) {
         Ok(meta) => Some(meta.permissions()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
+    };
+    replace(path, bytes, new_mode, existing)
+}
+
+/// Like [`write_atomic`] for a file holding a secret (token, cookie, private key, profile):
+/// the result is 0600 (on Windows: the private DACL) on every write, also when an older file
+/// had looser bits such as 0644 — keeping them would keep the secret readable by others.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, 0o600, None)
+}
+
+/// The write itself: `keep` is the existing file's permissions to carry over, if any.
+fn replace(path: &Path, bytes: &[u8], new_mode: u32, keep: Option<fs::Permissions>) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     };
     // tempfile creates the file 0600 on Unix, which is what a new file should be.
     let mut tmp = tempfile::Builder::new().prefix(".sandbox-forward-").suffix(".tmp").tempfile_in(dir)?;
@@ -76,7 +89,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> 
         acl::make_private(tmp.path(), false)?;
     }
     tmp.write_all(bytes)?;
-    match existing {
+    match keep {
         Some(perms) => tmp.as_file().set_permissions(perms)?,
         #[cfg(unix)]
         None if new_mode != 0o600 => {
@@ -218,6 +231,19 @@ mod tests {
         assert_eq!(fs::metadata(&old).unwrap().permissions().mode() & 0o777, 0o640);
         // No temp file left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn private_files_are_0600_after_every_write_even_over_a_0644_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token.json");
+        fs::write(&token, "old").unwrap();
+        fs::set_permissions(&token, fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&token, b"secret").unwrap();
+        assert_eq!(fs::read(&token).unwrap(), b"secret");
+        assert_eq!(fs::metadata(&token).unwrap().permissions().mode() & 0o777, 0o600);
+        write_private(&dir.path().join("new"), b"s").unwrap();
+        assert_eq!(fs::metadata(dir.path().join("new")).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

@@ -141,11 +141,13 @@ pub fn remove(paths: &Paths, name: &SandboxName) -> Result<bool, KeyError> {
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
-    fsutil::write_atomic(path, bytes, mode).map_err(|source| KeyError::Io {
-        action: "write",
-        path: path.to_owned(),
-        source,
-    })
+    // The private half is forced to 0600 even over a stale staging file with looser bits.
+    let written = if mode & 0o077 == 0 {
+        fsutil::write_private(path, bytes)
+    } else {
+        fsutil::write_atomic(path, bytes, mode)
+    };
+    written.map_err(|source| KeyError::Io { action: "write", path: path.to_owned(), source })
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), KeyError> {
@@ -183,6 +185,22 @@ mod tests {
             assert_eq!(mode(&paths.private_key(&name)), 0o600);
             assert_eq!(mode(&paths.keys_dir()), 0o700);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_private_key_is_0600_even_over_a_stale_0644_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_home, paths, name) = setup();
+        crate::fsutil::create_private_dir(&paths.keys_dir()).unwrap();
+        // A stale staging file from an interrupted run, and an old key, both world-readable.
+        for stale in [paths.keys_dir().join(".box.new"), paths.private_key(&name)] {
+            std::fs::write(&stale, "old").unwrap();
+            std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        StagedKey::generate(&paths, &name, "me").unwrap().commit().unwrap();
+        let mode = std::fs::metadata(paths.private_key(&name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

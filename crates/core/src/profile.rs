@@ -114,7 +114,7 @@ impl ProfileStore {
         let io = |action, source| ProfileError::Io { action, path: self.dir.clone(), source };
         fsutil::create_private_dir(&self.dir).map_err(|e| io("create", e))?;
         let text = toml::to_string_pretty(profile).expect("profiles always serialise");
-        fsutil::write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| io("write", e))
+        fsutil::write_private(&path, text.as_bytes()).map_err(|e| io("write", e))
     }
 
     /// Deletes a profile; true if it existed.
@@ -172,6 +172,23 @@ mod tests {
         assert_eq!(store.names(), vec![name.clone()]);
         assert!(store.remove(&name).unwrap());
         assert!(store.names().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_profile_is_0600_after_saving_over_a_0644_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::new(dir.path().to_owned());
+        let name = SandboxName::new("b").unwrap();
+        let path = dir.path().join("b.toml");
+        std::fs::write(&path, "server = \"https://x\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let cookie = Credentials { cookies: vec![("sid".into(), "secret".into())], ..Default::default() };
+        store
+            .save(&name, &Profile { server: "https://x".into(), credentials: cookie, ..Default::default() })
+            .unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

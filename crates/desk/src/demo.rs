@@ -41,7 +41,7 @@ impl DemoFiles {
             let mut bytes = [0u8; 32];
             rand_core::OsRng.fill_bytes(&mut bytes);
             let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-            fsutil::write_atomic(&self.token(), format!("{token}\n").as_bytes(), 0o600)?;
+            fsutil::write_private(&self.token(), format!("{token}\n").as_bytes())?;
         }
         Ok(())
     }

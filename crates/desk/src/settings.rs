@@ -49,7 +49,7 @@ impl SettingsFile {
         let text = toml::to_string(settings).map_err(|e| e.to_string())?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fsutil::create_private_dir(dir)
-            .and_then(|()| fsutil::write_atomic(&self.path, text.as_bytes(), 0o600))
+            .and_then(|()| fsutil::write_private(&self.path, text.as_bytes()))
             .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
 }

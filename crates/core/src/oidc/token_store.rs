@@ -157,7 +157,7 @@ impl TokenStore {
                 let path = dir.join(format!("{name}.json"));
                 let io = |action, source| StoreError::Io { action, path: path.clone(), source };
                 fsutil::create_private_dir(dir).map_err(|e| io("create the directory of", e))?;
-                fsutil::write_atomic(&path, json.as_bytes(), 0o600).map_err(|e| io("write", e))
+                fsutil::write_private(&path, json.as_bytes()).map_err(|e| io("write", e))
             }
         }
     }
@@ -252,6 +252,20 @@ mod tests {
         }
         assert!(store.delete(&name).unwrap());
         assert_eq!(store.load(&name).unwrap(), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_is_0600_after_saving_over_a_0644_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::with_backend(Backend::File(dir.path().to_owned()));
+        let name = SandboxName::new("sb").unwrap();
+        let path = dir.path().join("sb.json");
+        std::fs::write(&path, "{}").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        store.save(&name, &tokens()).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
