@@ -48,6 +48,9 @@ pub enum AuthError {
     /// The bearer file is empty.
     #[error("the bearer token file {0} is empty; write a fresh token into it")]
     EmptyBearerFile(PathBuf),
+    /// The bearer file holds something other than a token (its content is never shown).
+    #[error("the bearer token file {path} does not look like a token: {why}; write only the token into it, on one line, or check --bearer-file")]
+    NotAToken { path: PathBuf, why: &'static str },
     /// A value holds bytes HTTP forbids (newlines, control characters).
     #[error("the {0} contains characters not allowed in an HTTP header (newline or control character)")]
     InvalidValue(&'static str),
@@ -92,15 +95,37 @@ impl Credentials {
     }
 }
 
-/// Reads a bearer token file, trimming the trailing CR/LF editors and `echo` leave.
+/// The most a bearer token file may hold: a JWT with many claims is a few KiB.
+const MAX_BEARER_FILE: u64 = 64 * 1024;
+
+/// Reads a bearer token file, trimming the trailing CR/LF editors and `echo` leave. The rest
+/// must look like a token — one line of visible ASCII, no spaces — or the file is refused
+/// without a byte of it in the message: a mistyped path (`~/.ssh/id_ed25519`, `/etc/passwd`)
+/// must send nothing to the server and show nothing in a log.
 pub fn read_bearer_file(path: &Path) -> Result<String, AuthError> {
-    let raw = std::fs::read_to_string(path)
-        .map_err(|source| AuthError::BearerFile { path: path.to_owned(), source })?;
-    let token = raw.trim_end_matches(['\r', '\n']).to_owned();
+    use std::io::Read;
+    let fail = |source| AuthError::BearerFile { path: path.to_owned(), source };
+    let mut raw = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_BEARER_FILE + 1).read_to_end(&mut raw))
+        .map_err(fail)?;
+    if raw.len() as u64 > MAX_BEARER_FILE {
+        return Err(AuthError::NotAToken { path: path.to_owned(), why: "it is larger than 64 KiB" });
+    }
+    let end = raw.iter().rposition(|b| !matches!(b, b'\r' | b'\n')).map_or(0, |i| i + 1);
+    let token = &raw[..end];
     if token.is_empty() {
         return Err(AuthError::EmptyBearerFile(path.to_owned()));
     }
-    Ok(token)
+    if let Some(bad) = token.iter().find(|b| !b.is_ascii_graphic()) {
+        let why = match bad {
+            b'\n' | b'\r' => "it holds more than one line",
+            b' ' | b'\t' => "it holds a space (write only the token, without `Bearer `)",
+            _ => "it holds control or non-ASCII characters",
+        };
+        return Err(AuthError::NotAToken { path: path.to_owned(), why });
+    }
+    Ok(String::from_utf8(token.to_vec()).expect("visible ASCII is UTF-8"))
 }
 
 /// Splits a `NAME=VALUE` flag argument.
@@ -133,6 +158,37 @@ mod tests {
         assert_eq!(c.headers().unwrap()[AUTHORIZATION], "Bearer two");
         std::fs::write(&f, "\n").unwrap();
         assert!(matches!(c.headers(), Err(AuthError::EmptyBearerFile(_))));
+    }
+
+    #[test]
+    fn a_bearer_file_that_is_not_a_token_is_refused_unseen() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        let cases: [&[u8]; 6] = [
+            b"Bearer secret-tok\n",
+            b"secret line one\nsecret line two\n",
+            b"secret-a\nsecret-b",
+            b"-----BEGIN OPENSSH PRIVATE KEY-----\nsecretkeymaterial\n-----END OPENSSH PRIVATE KEY-----\n",
+            b"secret\x1b]0;x\x07tok",
+            b"root:x:0:0:secret:/root:/bin/bash\nuser:x:1000:1000:secret user:/home/u:/bin/sh\n",
+        ];
+        for content in cases {
+            std::fs::write(&f, content).unwrap();
+            let c = Credentials { bearer_file: Some(f.clone()), ..Default::default() };
+            let err = c.headers().unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(err, AuthError::NotAToken { .. }),
+                "{:?}: {msg}",
+                String::from_utf8_lossy(content)
+            );
+            assert!(!msg.contains("secret") && msg.contains("--bearer-file"), "{msg}");
+        }
+        std::fs::write(&f, vec![b'a'; 70 * 1024]).unwrap();
+        assert!(matches!(read_bearer_file(&f), Err(AuthError::NotAToken { .. })));
+        // What tokens look like: JWTs, opaque base64url, with the newline `echo` adds.
+        std::fs::write(&f, "eyJhbGciOi.eyJzdWIi.c2ln-_~+/=\r\n").unwrap();
+        assert_eq!(read_bearer_file(&f).unwrap(), "eyJhbGciOi.eyJzdWIi.c2ln-_~+/=");
     }
 
     #[test]
