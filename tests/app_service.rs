@@ -186,6 +186,7 @@ async fn bad_settings_are_refused_and_a_wrong_url_shows_in_the_status() {
         server: server.into(),
         auth: AuthSettings::None,
         remote_folder: "/workspace".into(),
+        allow_insecure_http: false,
     };
     for (name, server, expect) in [
         ("bad name", "https://x.example", "name"),

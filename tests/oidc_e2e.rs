@@ -136,9 +136,20 @@ impl World {
         o
     }
 
+    /// The stored tokens of `name`: the one file `NAME.<issuer and client hash>.json`.
     fn tokens(&self, name: &str) -> serde_json::Value {
-        let path = self.home.path().join(format!(".config/sandbox/tokens/{name}.json"));
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        let dir = self.home.path().join(".config/sandbox/tokens");
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let file = p.file_name().unwrap().to_string_lossy().into_owned();
+                file.starts_with(&format!("{name}.")) && file.ends_with(".json")
+            })
+            .collect();
+        assert_eq!(files.len(), 1, "one token file for {name}: {files:?}");
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap()
     }
 }
 

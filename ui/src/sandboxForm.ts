@@ -24,6 +24,8 @@ export interface SandboxForm {
   cookieValue: string;
   /** A cookie is stored already: its value never comes back, and an empty one keeps it. */
   cookieStored: boolean;
+  /** Credentials may go unencrypted to an http:// server or issuer off this computer. */
+  allowInsecureHttp: boolean;
   errors: Partial<Record<FormField, string>>;
 }
 
@@ -53,6 +55,7 @@ export function newForm(settings: SandboxSettings | null): SandboxForm {
     cookieName: "",
     cookieValue: "",
     cookieStored: false,
+    allowInsecureHttp: settings?.allowInsecureHttp ?? false,
     errors: {},
   };
   const auth = settings?.auth;
@@ -100,6 +103,7 @@ export function settingsFromForm(form: SandboxForm): SandboxSettings {
     server: form.server.trim(),
     auth: authFromForm(form),
     remoteFolder: form.remoteFolder.trim(),
+    allowInsecureHttp: form.allowInsecureHttp,
   };
 }
 

@@ -40,6 +40,7 @@ test("empty state → add an OpenID sandbox → it is listed with its status", a
           audience: null,
         },
         remoteFolder: "/workspace",
+        allowInsecureHttp: false,
       },
     },
   ]);
@@ -92,6 +93,7 @@ test("editing a cookie sandbox keeps the stored value unless a new one is typed"
           server: "https://s.example.com",
           auth: { mode: "cookie", name: "_session", value: "" },
           remoteFolder: "/srv",
+          allowInsecureHttp: false,
         },
       }),
     ],
@@ -112,6 +114,7 @@ test("editing a cookie sandbox keeps the stored value unless a new one is typed"
         server: "https://s.example.com",
         auth: { mode: "cookie", name: "_session", value: "" },
         remoteFolder: "/srv",
+        allowInsecureHttp: false,
       },
     },
   ]);
@@ -132,4 +135,19 @@ test("remove asks inside the window first", async ({ page }) => {
   await expect(page.getByTestId("sandbox-item-beta")).toHaveCount(0);
   await expect(page.getByTestId("detail-name")).toHaveText("alpha");
   expect(await actions(page)).toEqual([{ kind: "removeSandbox", name: "beta" }]);
+});
+
+test("Allow insecure HTTP is off by default and sent when ticked", async ({ page }) => {
+  await openApp(page, { sandboxes: [sandbox("alpha")] });
+  await page.getByTestId("add-sandbox").click();
+  const form = page.getByTestId("sandbox-form");
+  await form.getByLabel("Name", { exact: true }).fill("lan-box");
+  await form.getByLabel("Server").fill("http://10.0.0.5:8080");
+  await expect(form.getByLabel("Allow insecure HTTP")).not.toBeChecked();
+  await form.getByLabel("Allow insecure HTTP").check();
+  await form.getByTestId("form-save").click();
+  await expect(page.getByTestId("detail-name")).toHaveText("lan-box");
+  const saved = await requests(page, "saveSandbox");
+  expect(saved).toHaveLength(1);
+  expect((saved[0] as { settings: { allowInsecureHttp: boolean } }).settings.allowInsecureHttp).toBe(true);
 });

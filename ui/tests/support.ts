@@ -7,7 +7,7 @@ import { type FakeSeed, offForward } from "./fake";
 
 export function sandbox(name: string, over: Partial<SandboxView> = {}): SandboxView {
   return {
-    settings: { name, server: "https://sandboxes.example.com", auth: { mode: "none" }, remoteFolder: "/workspace" },
+    settings: { name, server: "https://sandboxes.example.com", auth: { mode: "none" }, remoteFolder: "/workspace", allowInsecureHttp: false },
     demo: false,
     status: {
       health: "ready",

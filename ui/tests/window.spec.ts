@@ -45,6 +45,7 @@ test("Open in and sign-in send the chosen action", async ({ page }) => {
       server: "https://s.example.com",
       auth: { mode: "oidc", issuer: "https://id.example.com", clientId: "c", scopes: ["openid"], audience: null },
       remoteFolder: "/workspace",
+      allowInsecureHttp: false,
     },
     status: { ...sandbox("dev").status, signedIn: false },
   });

@@ -144,6 +144,10 @@ pub struct AuthArgs {
     /// Extra trusted CA certificates (PEM), for a private CA.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// Allow an http:// server or OpenID issuer that is not on this machine: credentials then
+    /// cross the network in cleartext. Loopback (127.0.0.1, ::1, localhost) never needs it.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
 }
 
 /// OpenID Connect sign-in instead of a static credential.

@@ -16,6 +16,7 @@ use sandbox_core::server::ServerUrl;
 use sandbox_core::ssh_config::IncludeStatus;
 use sandbox_core::ssh_proxy::{self, HostPin};
 use sandbox_core::stdio;
+use sandbox_core::untrusted::printable;
 
 use std::time::Duration;
 
@@ -78,6 +79,15 @@ fn ca_file(auth: &AuthArgs) -> anyhow::Result<Option<std::path::PathBuf>> {
     auth.ca_file.as_deref().map(std::path::absolute).transpose().context("--ca-file")
 }
 
+/// The warning `--allow-insecure-http` earns, on stderr (stdout may be a tunnel).
+fn warn_cleartext(hosts: &[String]) {
+    for host in hosts {
+        eprintln!(
+            "Warning: credentials for {host} travel in cleartext over http:// (--allow-insecure-http); anyone on the network path can read and reuse them"
+        );
+    }
+}
+
 /// How long the browser sign-in may take.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -114,8 +124,16 @@ async fn ssh_setup(
         ca_file: ca_file(&auth)?,
         credentials: credentials(&auth)?,
         oidc,
+        allow_insecure_http: auth.allow_insecure_http,
         ..previous
     };
+    // Before any sign-in or request: credentials never leave in cleartext unless allowed.
+    profile.check_cleartext()?;
+    warn_cleartext(&profile.cleartext_hosts());
+    // A sandbox moved to another server or provider: its tokens stay behind.
+    if install.drop_sign_in_if_moved(&name, &profile).await? {
+        println!("The server or sign-in provider of {name} changed: deleted its stored sign-in");
+    }
     if let Some(session) = install.session(&name, &profile).await {
         // Sign in first unless a usable (or refreshable) sign-in is stored already.
         if session.access_token().await.is_err() {
@@ -171,15 +189,26 @@ async fn proxy_target(args: &ProxyArgs) -> anyhow::Result<(Endpoint, Option<Host
         if let Some(ca) = ca_file(&args.auth)? {
             endpoint.tls.ca_file = Some(ca);
         }
+        endpoint.tls.allow_insecure_http |= args.auth.allow_insecure_http;
         return Ok((endpoint, Some(install.host_pin(&name)?)));
     }
     let server = args.server.as_deref().context("--server or --sandbox is required")?;
     let endpoint = Endpoint {
         server: ServerUrl::parse(server)?,
         credentials: explicit,
-        tls: TlsSettings { ca_file: ca_file(&args.auth)? },
+        tls: TlsSettings {
+            ca_file: ca_file(&args.auth)?,
+            allow_insecure_http: args.auth.allow_insecure_http,
+        },
         bearer: None,
     };
+    let profile = Profile {
+        server: server.to_owned(),
+        allow_insecure_http: args.auth.allow_insecure_http,
+        ..Default::default()
+    };
+    profile.check_cleartext()?;
+    warn_cleartext(&profile.cleartext_hosts());
     Ok((endpoint, None))
 }
 
@@ -274,15 +303,19 @@ async fn status(only: Option<&str>, offline: bool) -> anyhow::Result<ExitCode> {
         }
         if let Ok(profile) = install.profiles().load(&s.name) {
             if let Some(session) = install.session(&s.name, &profile).await {
-                let state = match session.stored() {
-                    Ok(Some(t)) if t.usable() => format!("signed in as {}", t.subject),
+                let stored = session.stored();
+                let state = match &stored {
+                    Ok(Some(t)) if t.usable() => format!("signed in as {}", printable(&t.subject)),
                     Ok(Some(t)) if t.refresh_token.is_some() => {
-                        format!("signed in as {} (token renews on use)", t.subject)
+                        format!("signed in as {} (token renews on use)", printable(&t.subject))
                     }
                     Ok(_) => format!("not signed in — run `sandbox-forward login {}`", s.name),
                     Err(e) => e.to_string(),
                 };
                 println!("  sign-in:       {state}");
+                if matches!(stored, Ok(Some(_))) {
+                    println!("  tokens in:     {}", session.store_description());
+                }
             }
         }
         let reachable = match install.client(&s.name).await {

@@ -114,6 +114,7 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client for `endpoint`. Builds the TLS config once; cheap to clone.
     pub fn new(endpoint: Endpoint) -> Result<Self, ApiError> {
+        endpoint.tls.check_cleartext(&endpoint.server.endpoint("/"), "the sandbox server")?;
         let mut builder = reqwest::Client::builder()
             .connect_timeout(net::CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -369,6 +370,21 @@ mod tests {
         // Give a followed request time to arrive: none may.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(elsewhere_saw.try_recv().is_err(), "a credential went to the redirect target");
+    }
+
+    #[test]
+    fn no_client_sends_credentials_in_cleartext_off_loopback() {
+        let endpoint = |server: &str, allow| Endpoint {
+            server: ServerUrl::parse(server).unwrap(),
+            credentials: Credentials { bearer: Some("tok".into()), ..Default::default() },
+            tls: TlsSettings { allow_insecure_http: allow, ..Default::default() },
+            bearer: None,
+        };
+        let err = ApiClient::new(endpoint("http://sandbox.example.com", false)).unwrap_err();
+        assert!(matches!(err, ApiError::Net(NetError::Cleartext { .. })), "{err}");
+        assert!(ApiClient::new(endpoint("http://sandbox.example.com", true)).is_ok());
+        assert!(ApiClient::new(endpoint("http://127.0.0.1:1", false)).is_ok());
+        assert!(ApiClient::new(endpoint("https://sandbox.example.com", false)).is_ok());
     }
 
     #[tokio::test]

@@ -20,14 +20,34 @@ use crate::server::ServerUrl;
 /// How long connecting (DNS + TCP + TLS) may take before we say so.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// TLS trust: the platform's store, plus an optional extra CA bundle (`--ca-file`).
+/// TLS trust: the platform's store, plus an optional extra CA bundle (`--ca-file`), and
+/// whether credentials may travel without TLS to a host off this machine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsSettings {
     /// PEM file of extra trusted roots (a private CA).
     pub ca_file: Option<PathBuf>,
+    /// `--allow-insecure-http`: the user accepted that an `http://` server or issuer that is
+    /// not on loopback sees (and lets the network see) the credentials in cleartext.
+    pub allow_insecure_http: bool,
 }
 
 impl TlsSettings {
+    /// Refuses a cleartext (`http`/`ws`) `url` off loopback unless the user allowed it: every
+    /// request carries a credential. `what` names the URL's role for the message.
+    pub fn check_cleartext(&self, url: &url::Url, what: &'static str) -> Result<(), NetError> {
+        if !is_cleartext(url) || is_loopback(url) {
+            return Ok(());
+        }
+        let host = url.host_str().unwrap_or_default().to_owned();
+        if self.allow_insecure_http {
+            tracing::info!(
+                "sending credentials without TLS to {host} ({what}), as --allow-insecure-http allows"
+            );
+            return Ok(());
+        }
+        Err(NetError::Cleartext { host, what })
+    }
+
     /// A rustls client config trusting the platform roots and `ca_file`, offering `alpn`.
     pub fn client_config(&self, alpn: &[&[u8]]) -> Result<ClientConfig, NetError> {
         let [config] = self.client_configs([alpn])?;
@@ -85,6 +105,23 @@ fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError> {
     Ok(certs)
 }
 
+/// Whether `url` travels without TLS.
+pub fn is_cleartext(url: &url::Url) -> bool {
+    matches!(url.scheme(), "http" | "ws")
+}
+
+/// Whether `url`'s host is this machine: 127.0.0.0/8, `::1` (also IPv4-mapped), `localhost`.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Some(url::Host::Domain(name)) => name.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// A failure to reach the server, classified for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -108,6 +145,9 @@ pub enum NetError {
     /// rustls could not be configured.
     #[error("cannot set up TLS: {0}")]
     TlsSetup(String),
+    /// An `http://` URL off loopback without `--allow-insecure-http`.
+    #[error("refusing to send credentials in cleartext to {host}: {what} uses http:// and is not on this machine; use https://, or allow it explicitly (--allow-insecure-http; in the app: \"Allow insecure HTTP\") only on a network you trust")]
+    Cleartext { host: String, what: &'static str },
     /// Any other socket error.
     #[error("network error talking to {addr}: {source}")]
     Io { addr: String, source: io::Error },
@@ -249,6 +289,41 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleartext_is_refused_off_loopback_unless_allowed() {
+        let strict = TlsSettings::default();
+        let allowed = TlsSettings { allow_insecure_http: true, ..Default::default() };
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.8.9.10",
+            "http://[::1]:1",
+            "http://[::ffff:127.0.0.1]",
+            "ws://localhost:9/x",
+            "http://LOCALHOST.",
+            "https://sandbox.example.com",
+            "wss://10.0.0.1",
+        ] {
+            assert!(strict.check_cleartext(&url::Url::parse(ok).unwrap(), "the server").is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://sandbox.example.com",
+            "http://10.0.0.1:8080",
+            "ws://[fe80::1]",
+            "http://localhost.evil.com",
+            "http://0.0.0.0",
+        ] {
+            let url = url::Url::parse(refused).unwrap();
+            let err = strict.check_cleartext(&url, "the OpenID issuer").unwrap_err().to_string();
+            assert!(err.contains("--allow-insecure-http") && err.contains("the OpenID issuer"), "{err}");
+            assert!(allowed.check_cleartext(&url, "the server").is_ok(), "{refused}");
         }
     }
 }

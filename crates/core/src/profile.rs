@@ -32,6 +32,10 @@ pub struct Profile {
     /// Port forwards the user configured for this sandbox.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<PortForward>,
+    /// `--allow-insecure-http`: an `http://` server or issuer off loopback may see the
+    /// credentials in cleartext (refused otherwise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
     /// The folder in the sandbox that "Open in IDE" opens (absolute; default `/workspace`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_folder: Option<String>,
@@ -49,6 +53,44 @@ impl Profile {
         })
     }
 
+    /// Whether `other` names the same server (compared as parsed URLs, so `host` and
+    /// `https://host/` are the same): a secret stored for one server may only be kept for it.
+    pub fn same_server(&self, other: &Profile) -> bool {
+        match (ServerUrl::parse(&self.server), ServerUrl::parse(&other.server)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// The hosts off this machine that these settings reach over plain `http://` (server,
+    /// issuer): each would see the credentials in cleartext.
+    pub fn cleartext_hosts(&self) -> Vec<String> {
+        let server = ServerUrl::parse(&self.server).ok().map(|s| s.endpoint("/"));
+        let issuer = self.oidc.as_ref().and_then(|o| url::Url::parse(&o.issuer).ok());
+        let mut hosts: Vec<String> = [server, issuer]
+            .into_iter()
+            .flatten()
+            .filter(|u| crate::net::is_cleartext(u) && !crate::net::is_loopback(u))
+            .filter_map(|u| u.host_str().map(str::to_owned))
+            .collect();
+        hosts.dedup();
+        hosts
+    }
+
+    /// Refuses settings that would send credentials in cleartext off loopback, unless
+    /// `allow_insecure_http` is set: checked before anything is saved or signed in.
+    pub fn check_cleartext(&self) -> Result<(), crate::net::NetError> {
+        let tls = self.tls();
+        let server = ServerUrl::parse(&self.server).ok().map(|s| s.endpoint("/"));
+        if let Some(url) = server {
+            tls.check_cleartext(&url, "the sandbox server")?;
+        }
+        if let Some(url) = self.oidc.as_ref().and_then(|o| url::Url::parse(&o.issuer).ok()) {
+            tls.check_cleartext(&url, "the OpenID issuer")?;
+        }
+        Ok(())
+    }
+
     /// The folder "Open in IDE" opens: the stored one, else [`DEFAULT_REMOTE_FOLDER`].
     pub fn remote_folder(&self) -> &str {
         self.remote_folder.as_deref().unwrap_or(DEFAULT_REMOTE_FOLDER)
@@ -56,7 +98,7 @@ impl Profile {
 
     /// TLS trust settings.
     pub fn tls(&self) -> TlsSettings {
-        TlsSettings { ca_file: self.ca_file.clone() }
+        TlsSettings { ca_file: self.ca_file.clone(), allow_insecure_http: self.allow_insecure_http }
     }
 }
 
@@ -166,12 +208,33 @@ mod tests {
                 auto_start: true,
             }],
             remote_folder: Some("/home/sandbox/my proj".into()),
+            allow_insecure_http: true,
         };
         store.save(&name, &p).unwrap();
         assert_eq!(store.load(&name).unwrap(), p);
         assert_eq!(store.names(), vec![name.clone()]);
         assert!(store.remove(&name).unwrap());
         assert!(store.names().is_empty());
+    }
+
+    #[test]
+    fn cleartext_off_loopback_needs_the_explicit_allowance() {
+        let oidc = |issuer: &str| OidcSettings {
+            issuer: issuer.into(),
+            client_id: "c".into(),
+            scopes: vec![],
+            audience: None,
+        };
+        let local = Profile { server: "http://127.0.0.1:9".into(), ..Default::default() };
+        assert!(local.check_cleartext().is_ok() && local.cleartext_hosts().is_empty());
+        let remote_issuer = Profile { oidc: Some(oidc("http://id.example.com/realm")), ..local.clone() };
+        assert!(remote_issuer.check_cleartext().unwrap_err().to_string().contains("OpenID issuer"));
+        assert_eq!(remote_issuer.cleartext_hosts(), ["id.example.com"]);
+        let remote = Profile { server: "http://sandbox.example.com".into(), ..Default::default() };
+        assert!(remote.check_cleartext().unwrap_err().to_string().contains("--allow-insecure-http"));
+        let allowed = Profile { allow_insecure_http: true, ..remote };
+        assert!(allowed.check_cleartext().is_ok());
+        assert_eq!(allowed.cleartext_hosts(), ["sandbox.example.com"]);
     }
 
     #[cfg(unix)]

@@ -111,6 +111,31 @@ impl Installation {
         Ok(endpoint)
     }
 
+    /// Call before `new` replaces the stored profile of `name`: when the server, the issuer or
+    /// the client id changes, the stored sign-in is deleted (locally: the old provider is not
+    /// contacted), so no token follows the sandbox to another server. True if tokens were
+    /// dropped. Cookies are the caller's to carry over or not (see [`Profile::same_server`]).
+    pub async fn drop_sign_in_if_moved(&self, name: &SandboxName, new: &Profile) -> Result<bool, SetupError> {
+        let old = match self.profiles().load(name) {
+            Ok(old) => old,
+            Err(ProfileError::Missing(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let same_provider = match (&old.oidc, &new.oidc) {
+            (Some(a), Some(b)) => {
+                a.issuer.trim_end_matches('/') == b.issuer.trim_end_matches('/') && a.client_id == b.client_id
+            }
+            _ => false,
+        };
+        if old.same_server(new) && same_provider {
+            return Ok(false);
+        }
+        match self.session(name, &old).await {
+            Some(session) => Ok(session.forget_tokens()?),
+            None => Ok(false),
+        }
+    }
+
     /// An API client for a stored sandbox.
     pub async fn client(&self, name: &SandboxName) -> Result<ApiClient, SetupError> {
         let profile = self.profiles().load(name)?;
@@ -321,6 +346,68 @@ pub fn without_verbatim_prefix(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn moving_a_sandbox_to_another_server_or_issuer_drops_its_tokens() {
+        use crate::oidc::token_store::{now_secs, TokenSet};
+        use crate::oidc::OidcSettings;
+        let home = tempfile::tempdir().unwrap();
+        let install = Installation {
+            paths: Paths::from_home(home.path()),
+            binary: PathBuf::from("/usr/bin/sandbox-forward"),
+            platform: Platform::Posix,
+            prefer_keychain: false,
+        };
+        let name = SandboxName::new("box").unwrap();
+        let oidc = |issuer: &str| OidcSettings {
+            issuer: issuer.into(),
+            client_id: "cli".into(),
+            scopes: vec!["openid".into()],
+            audience: None,
+        };
+        let stored = Profile {
+            server: "https://sandbox.example.com".into(),
+            oidc: Some(oidc("https://id.example.com")),
+            ..Default::default()
+        };
+        let sign_in = |profile: Profile| {
+            let install = install.clone();
+            let name = name.clone();
+            async move {
+                install.profiles().save(&name, &profile).unwrap();
+                let session = install.session(&name, &profile).await.unwrap();
+                let tokens = TokenSet {
+                    access_token: "at".into(),
+                    refresh_token: None,
+                    id_token: None,
+                    issued_at: now_secs(),
+                    expires_at: now_secs() + 600,
+                    subject: "alice".into(),
+                };
+                session.store_for_test(&tokens);
+                session
+            }
+        };
+        // Unchanged (a trailing slash is no change): the sign-in stays.
+        let session = sign_in(stored.clone()).await;
+        let same = Profile { oidc: Some(oidc("https://id.example.com/")), ..stored.clone() };
+        assert!(!install.drop_sign_in_if_moved(&name, &same).await.unwrap());
+        assert!(session.signed_in());
+        // Another server with the same issuer, another issuer, another client: dropped.
+        let moved = [
+            Profile { server: "https://elsewhere.example.com".into(), ..stored.clone() },
+            Profile { oidc: Some(oidc("https://evil.example.com")), ..stored.clone() },
+            Profile {
+                oidc: Some(OidcSettings { client_id: "other".into(), ..oidc("https://id.example.com") }),
+                ..stored.clone()
+            },
+        ];
+        for new in moved {
+            let session = sign_in(stored.clone()).await;
+            assert!(install.drop_sign_in_if_moved(&name, &new).await.unwrap(), "{new:?}");
+            assert!(!session.signed_in(), "{new:?}");
+        }
+    }
 
     #[test]
     fn appimage_mounts_are_replaced_by_the_image() {

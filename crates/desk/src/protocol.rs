@@ -80,6 +80,11 @@ pub struct SandboxSettings {
     pub auth: AuthSettings,
     /// Folder "Open in IDE" opens (default `/workspace`).
     pub remote_folder: String,
+    /// Credentials may go in cleartext to an `http://` server or issuer that is not on this
+    /// machine (the CLI's `--allow-insecure-http`); refused otherwise. Loopback needs no
+    /// allowance. Absent in older faces' requests: false.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 /// How the app authenticates to a sandbox's server.

@@ -248,6 +248,13 @@ impl Service {
                 let _ = self.inner.settings_file.save(&state.settings);
             }
         }
+        if !renamed && self.inner.install.drop_sign_in_if_moved(&name, &profile).await.map_err(fail)? {
+            self.log(
+                LogLevel::Info,
+                Some(&name),
+                "The server or sign-in provider changed: signed out".into(),
+            );
+        }
         store.save(&name, &profile).map_err(fail)?;
         let verb = if original.is_none() { "Added" } else { "Saved" };
         self.log(LogLevel::Info, Some(&name), format!("{verb} ({})", profile.server));

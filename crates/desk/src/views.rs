@@ -34,6 +34,7 @@ pub fn settings_view(name: &SandboxName, profile: &Profile) -> SandboxSettings {
         server: profile.server.clone(),
         auth,
         remote_folder: profile.remote_folder().to_owned(),
+        allow_insecure_http: profile.allow_insecure_http,
     }
 }
 
@@ -53,7 +54,11 @@ pub fn apply_settings(
 
     let mut profile = stored.unwrap_or_default();
     let old_cookie = std::mem::take(&mut profile.credentials.cookies).into_iter().next();
+    let before = profile.clone();
     profile.server = server.to_owned();
+    // A stored cookie belongs to the server it was given for: kept only while that stays.
+    let same_server = before.same_server(&profile);
+    profile.allow_insecure_http = settings.allow_insecure_http;
     profile.remote_folder = (folder != ide::DEFAULT_REMOTE_FOLDER).then(|| folder.to_owned());
     profile.oidc = None;
     profile.credentials =
@@ -94,13 +99,18 @@ pub fn apply_settings(
                 return Err("Cookie name: letters, digits and punctuation other than ; = , only".into());
             }
             let value = match (value.as_str(), old_cookie) {
-                ("", Some((old_name, old_value))) if old_name == cookie => old_value,
+                ("", Some((old_name, old_value))) if old_name == cookie && same_server => old_value,
+                ("", Some(_)) if !same_server => {
+                    return Err("Cookie value: required again, since the server changed (the stored cookie was for the old server)".into())
+                }
                 ("", _) => return Err("Cookie value: required".into()),
                 (v, _) => v.to_owned(),
             };
             profile.credentials.cookies = vec![(cookie.to_owned(), value)];
         }
     }
+    // No credential in cleartext off loopback unless the user allowed it.
+    profile.check_cleartext().map_err(|e| e.to_string())?;
     // Header-safety of every credential, checked now rather than at the first connection.
     profile.credentials.headers().map_err(|e| e.to_string())?;
     Ok((name, profile))
@@ -159,5 +169,59 @@ pub fn ide(choice: IdeChoice) -> Ide {
         IdeChoice::Gateway => Ide::Gateway,
         IdeChoice::Zed => Ide::Zed,
         IdeChoice::Terminal => Ide::Terminal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(server: &str, auth: AuthSettings) -> SandboxSettings {
+        SandboxSettings {
+            name: "box".into(),
+            server: server.into(),
+            auth,
+            remote_folder: String::new(),
+            allow_insecure_http: false,
+        }
+    }
+
+    fn cookie(value: &str) -> AuthSettings {
+        AuthSettings::Cookie { name: "sid".into(), value: value.into() }
+    }
+
+    #[test]
+    fn a_stored_cookie_stays_with_its_server() {
+        let (_, stored) = apply_settings(&settings("https://a.example.com", cookie("secret")), None).unwrap();
+        // Same server (written differently): an empty value keeps the stored cookie.
+        let (_, kept) =
+            apply_settings(&settings("a.example.com/", cookie("")), Some(stored.clone())).unwrap();
+        assert_eq!(kept.credentials.cookies, [("sid".to_owned(), "secret".to_owned())]);
+        // Another server: the cookie does not follow.
+        let err =
+            apply_settings(&settings("https://b.example.com", cookie("")), Some(stored.clone())).unwrap_err();
+        assert!(err.contains("server changed"), "{err}");
+        let (_, new) =
+            apply_settings(&settings("https://b.example.com", cookie("fresh")), Some(stored)).unwrap();
+        assert_eq!(new.credentials.cookies, [("sid".to_owned(), "fresh".to_owned())]);
+    }
+
+    #[test]
+    fn cleartext_off_loopback_needs_the_setting() {
+        let remote = settings("http://sandbox.example.com", AuthSettings::None);
+        let err = apply_settings(&remote, None).unwrap_err();
+        assert!(err.contains("Allow insecure HTTP"), "{err}");
+        let allowed = SandboxSettings { allow_insecure_http: true, ..remote };
+        let (name, profile) = apply_settings(&allowed, None).unwrap();
+        assert!(profile.allow_insecure_http);
+        assert!(settings_view(&name, &profile).allow_insecure_http);
+        let issuer = AuthSettings::Oidc {
+            issuer: "http://id.example.com".into(),
+            client_id: "c".into(),
+            scopes: vec![],
+            audience: None,
+        };
+        assert!(apply_settings(&settings("https://sandbox.example.com", issuer), None).is_err());
+        assert!(apply_settings(&settings("http://127.0.0.1:8080", AuthSettings::None), None).is_ok());
     }
 }

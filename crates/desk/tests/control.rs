@@ -93,6 +93,7 @@ async fn requests_and_answers_cross_the_socket() {
         server: format!("http://127.0.0.1:{}", closed_port()),
         auth: AuthSettings::None,
         remote_folder: String::new(),
+        allow_insecure_http: false,
     };
     let save = |name: &str| Request::SaveSandbox { original: None, settings: settings(name) };
     let reply = client.call(&save("staging")).await.expect("saved");

@@ -199,6 +199,7 @@ mod tests {
                     server: "https://x.example".into(),
                     auth: AuthSettings::None,
                     remote_folder: "/workspace".into(),
+                    allow_insecure_http: false,
                 },
                 demo: false,
                 status: SandboxStatus {

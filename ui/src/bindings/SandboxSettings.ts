@@ -9,4 +9,10 @@ export type SandboxSettings = { name: string, server: string, auth: AuthSettings
 /**
  * Folder "Open in IDE" opens (default `/workspace`).
  */
-remoteFolder: string, };
+remoteFolder: string, 
+/**
+ * Credentials may go in cleartext to an `http://` server or issuer that is not on this
+ * machine (the CLI's `--allow-insecure-http`); refused otherwise. Loopback needs no
+ * allowance. Absent in older faces' requests: false.
+ */
+allowInsecureHttp: boolean, };

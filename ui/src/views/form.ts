@@ -144,6 +144,25 @@ export function sandboxFormView(form: SandboxForm) {
 
     ${field({ field: "remoteFolder", label: "Remote folder", hint: "The folder in the pod that “Open in” opens." })}
 
+    <div class="field">
+      <label class="check-row">
+        <input
+          type="checkbox"
+          data-testid="field-insecure-http"
+          .checked=${form.allowInsecureHttp}
+          @change=${(e: Event) => {
+            form.allowInsecureHttp = (e.target as HTMLInputElement).checked;
+            changed();
+          }}
+        />
+        Allow insecure HTTP
+      </label>
+      <p class="hint">
+        Sends credentials unencrypted to an http:// server or issuer that is not this computer. Only on a network you
+        trust.
+      </p>
+    </div>
+
     ${failure?.tone === "error"
       ? html`<p class="form-error" role="alert" data-testid="form-error">${failure.text}</p>`
       : nothing}

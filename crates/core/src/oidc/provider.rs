@@ -51,7 +51,7 @@ type Metadata = ProviderMetadata<
 /// A discovered provider and the client to talk to it with.
 struct Provider {
     metadata: Metadata,
-    http: reqwest::Client,
+    http: http::OidcHttp,
     settings: OidcSettings,
 }
 
@@ -60,6 +60,7 @@ impl Provider {
         let fail = |detail: String| OidcError::Discovery { issuer: settings.issuer.clone(), detail };
         let http = http::client(tls).map_err(fail)?;
         let issuer = IssuerUrl::new(settings.issuer.clone()).map_err(|e| fail(e.to_string()))?;
+        http.check(issuer.url()).map_err(|e| OidcError::Rejected(e.to_string()))?;
         let metadata = Metadata::discover_async(issuer, &|r| http::send(http.clone(), r))
             .await
             .map_err(|e| fail(error_chain(&e)))?;
@@ -281,14 +282,7 @@ pub(super) async fn revoke(
     };
     let url = url::Url::parse(&endpoint)
         .map_err(|e| OidcError::Rejected(format!("bad revocation endpoint: {e}")))?;
-    let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-        || url.host_str() == Some("localhost");
-    if url.scheme() != "https" && !loopback {
-        return Err(OidcError::Rejected(
-            "the revocation endpoint is not https; refusing to send a token over it".into(),
-        ));
-    }
+    provider.http.check(&url).map_err(|e| OidcError::Rejected(e.to_string()))?;
     let form = [
         ("token", refresh_token),
         ("token_type_hint", "refresh_token"),
@@ -296,6 +290,7 @@ pub(super) async fn revoke(
     ];
     let resp = provider
         .http
+        .client
         .post(url)
         .form(&form)
         .send()

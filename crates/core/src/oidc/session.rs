@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::provider::{self, LoginOptions, Refreshed};
-use super::token_store::{TokenSet, TokenStore};
+use super::token_store::{TokenKey, TokenSet, TokenStore};
 use super::{OidcError, OidcSettings};
 use crate::fsutil;
 use crate::name::SandboxName;
@@ -17,6 +17,8 @@ use crate::net::TlsSettings;
 #[derive(Debug, Clone)]
 pub struct Session {
     name: SandboxName,
+    /// Where the tokens are: the sandbox at this issuer with this client.
+    key: TokenKey,
     settings: OidcSettings,
     tls: TlsSettings,
     store: TokenStore,
@@ -42,7 +44,8 @@ impl Session {
         lock_dir: PathBuf,
     ) -> Self {
         let lock_path = lock_dir.join(format!("{name}.lock"));
-        Session { name, settings, tls, store, lock_path }
+        let key = TokenKey::new(&name, &settings.issuer, &settings.client_id);
+        Session { name, key, settings, tls, store, lock_path }
     }
 
     /// The provider settings.
@@ -50,15 +53,32 @@ impl Session {
         &self.settings
     }
 
+    /// Where the tokens are kept (keychain entry or file), for `status`.
+    pub fn store_description(&self) -> String {
+        self.store.describe(&self.key)
+    }
+
+    /// Deletes the stored tokens without contacting the provider (the sandbox moved to another
+    /// server or issuer: its tokens must not follow). True if there were any.
+    pub fn forget_tokens(&self) -> Result<bool, OidcError> {
+        Ok(self.store.delete(&self.key)?)
+    }
+
     /// The stored tokens, if any (for status displays; never print the secrets).
     pub fn stored(&self) -> Result<Option<TokenSet>, OidcError> {
-        Ok(self.store.load(&self.name)?)
+        Ok(self.store.load(&self.key)?)
     }
 
     /// Whether a stored sign-in can supply a token without the browser: a fresh access token,
     /// or a refresh token to renew it with.
     pub fn signed_in(&self) -> bool {
         matches!(self.stored(), Ok(Some(t)) if t.usable() || t.refresh_token.is_some())
+    }
+
+    /// Stores `tokens` as if a sign-in had happened (tests of what builds on a session).
+    #[cfg(test)]
+    pub(crate) fn store_for_test(&self, tokens: &TokenSet) {
+        self.store.save(&self.key, tokens).unwrap();
     }
 
     /// Runs the browser login and stores the tokens.
@@ -70,14 +90,14 @@ impl Session {
         let tokens =
             provider::login(LoginOptions { settings: &self.settings, tls: &self.tls, open_browser, timeout })
                 .await?;
-        self.store.save(&self.name, &tokens)?;
+        self.store.save(&self.key, &tokens)?;
         Ok(tokens)
     }
 
     /// Revokes the refresh token where the provider supports it, then deletes the stored tokens
     /// (also when revocation fails: signing out locally must always work).
     pub async fn logout(&self) -> Result<Logout, OidcError> {
-        let Some(tokens) = self.store.load(&self.name)? else {
+        let Some(tokens) = self.store.load(&self.key)? else {
             return Ok(Logout { had_tokens: false, revoked: false });
         };
         let revoked = match &tokens.refresh_token {
@@ -90,20 +110,20 @@ impl Session {
             },
             None => false,
         };
-        self.store.delete(&self.name)?;
+        self.store.delete(&self.key)?;
         Ok(Logout { had_tokens: true, revoked })
     }
 
     /// A valid access token: the stored one while usable, else a refreshed one.
     pub async fn access_token(&self) -> Result<String, OidcError> {
-        if let Some(t) = self.store.load(&self.name)? {
+        if let Some(t) = self.store.load(&self.key)? {
             if t.usable() {
                 return Ok(t.access_token);
             }
         }
         let _lock = self.lock().await?;
         // Whoever held the lock before us may have refreshed already.
-        let Some(tokens) = self.store.load(&self.name)? else {
+        let Some(tokens) = self.store.load(&self.key)? else {
             return Err(self.login_required("no stored sign-in"));
         };
         if tokens.usable() {
@@ -114,12 +134,12 @@ impl Session {
         };
         match provider::refresh(&self.settings, &self.tls, &tokens, &refresh_token).await? {
             Refreshed::Tokens(new) => {
-                self.store.save(&self.name, &new)?;
+                self.store.save(&self.key, &new)?;
                 tracing::info!(sandbox = %self.name, "refreshed the sign-in");
                 Ok(new.access_token)
             }
             Refreshed::Invalid(why) => {
-                let _ = self.store.delete(&self.name);
+                let _ = self.store.delete(&self.key);
                 Err(self.login_required(&format!("the provider refused the refresh token: {why}")))
             }
         }

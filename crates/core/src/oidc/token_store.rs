@@ -79,6 +79,47 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Whose tokens: a sandbox's sign-in at one provider with one client. A sandbox that moves to
+/// another issuer or client id finds nothing under its new key, so a token is only ever sent
+/// where it was obtained for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenKey {
+    name: SandboxName,
+    issuer: String,
+    client_id: String,
+}
+
+impl TokenKey {
+    /// The key of `name`'s sign-in with these provider settings.
+    pub fn new(name: &SandboxName, issuer: &str, client_id: &str) -> TokenKey {
+        TokenKey {
+            name: name.clone(),
+            issuer: issuer.trim().trim_end_matches('/').to_owned(),
+            client_id: client_id.trim().to_owned(),
+        }
+    }
+
+    /// The sandbox.
+    pub fn name(&self) -> &SandboxName {
+        &self.name
+    }
+
+    /// The keychain entry's account: readable in a keychain browser.
+    fn account(&self) -> String {
+        format!("{} ({} as {})", self.name, self.issuer, self.client_id)
+    }
+
+    /// `NAME.HASH.json`: the hash (FNV-1a, stable across builds) of issuer and client id keeps
+    /// the file name safe whatever the URL holds.
+    fn file_name(&self) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.issuer.bytes().chain([0]).chain(self.client_id.bytes()) {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{}.{hash:016x}.json", self.name)
+    }
+}
+
 /// Which backend holds the tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
@@ -121,12 +162,12 @@ impl TokenStore {
         &self.backend
     }
 
-    /// The stored tokens of a sandbox, if any.
-    pub fn load(&self, name: &SandboxName) -> Result<Option<TokenSet>, StoreError> {
+    /// The stored tokens of a sign-in, if any.
+    pub fn load(&self, key: &TokenKey) -> Result<Option<TokenSet>, StoreError> {
         let raw = match &self.backend {
             Backend::Keychain => {
-                let name = name.to_string();
-                blocking(move || match keyring::Entry::new(SERVICE, &name)?.get_password() {
+                let account = key.account();
+                blocking(move || match keyring::Entry::new(SERVICE, &account)?.get_password() {
                     Ok(s) => Ok(Some(s)),
                     Err(keyring::Error::NoEntry) => Ok(None),
                     Err(e) => Err(e),
@@ -134,7 +175,7 @@ impl TokenStore {
                 .await_sync()?
             }
             Backend::File(dir) => {
-                let path = dir.join(format!("{name}.json"));
+                let path = dir.join(key.file_name());
                 match std::fs::read_to_string(&path) {
                     Ok(s) => Some(s),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -142,19 +183,20 @@ impl TokenStore {
                 }
             }
         };
-        raw.map(|s| serde_json::from_str(&s).map_err(|_| StoreError::Corrupt(name.to_string()))).transpose()
+        raw.map(|s| serde_json::from_str(&s).map_err(|_| StoreError::Corrupt(key.name.to_string())))
+            .transpose()
     }
 
-    /// Stores (replaces) a sandbox's tokens.
-    pub fn save(&self, name: &SandboxName, tokens: &TokenSet) -> Result<(), StoreError> {
+    /// Stores (replaces) a sign-in's tokens.
+    pub fn save(&self, key: &TokenKey, tokens: &TokenSet) -> Result<(), StoreError> {
         let json = serde_json::to_string(tokens).expect("token sets serialise");
         match &self.backend {
             Backend::Keychain => {
-                let name = name.to_string();
-                blocking(move || keyring::Entry::new(SERVICE, &name)?.set_password(&json)).await_sync()
+                let account = key.account();
+                blocking(move || keyring::Entry::new(SERVICE, &account)?.set_password(&json)).await_sync()
             }
             Backend::File(dir) => {
-                let path = dir.join(format!("{name}.json"));
+                let path = dir.join(key.file_name());
                 let io = |action, source| StoreError::Io { action, path: path.clone(), source };
                 fsutil::create_private_dir(dir).map_err(|e| io("create the directory of", e))?;
                 fsutil::write_private(&path, json.as_bytes()).map_err(|e| io("write", e))
@@ -162,12 +204,12 @@ impl TokenStore {
         }
     }
 
-    /// Deletes a sandbox's tokens; true if there were any.
-    pub fn delete(&self, name: &SandboxName) -> Result<bool, StoreError> {
+    /// Deletes a sign-in's tokens; true if there were any.
+    pub fn delete(&self, key: &TokenKey) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Keychain => {
-                let name = name.to_string();
-                blocking(move || match keyring::Entry::new(SERVICE, &name)?.delete_credential() {
+                let account = key.account();
+                blocking(move || match keyring::Entry::new(SERVICE, &account)?.delete_credential() {
                     Ok(()) => Ok(true),
                     Err(keyring::Error::NoEntry) => Ok(false),
                     Err(e) => Err(e),
@@ -175,9 +217,19 @@ impl TokenStore {
                 .await_sync()
             }
             Backend::File(dir) => {
-                let path = dir.join(format!("{name}.json"));
+                let path = dir.join(key.file_name());
                 fsutil::remove_file(&path).map_err(|source| StoreError::Io { action: "remove", path, source })
             }
+        }
+    }
+
+    /// Where this store keeps a sign-in's tokens, for `status`: the keychain entry or the file.
+    pub fn describe(&self, key: &TokenKey) -> String {
+        match &self.backend {
+            Backend::Keychain => {
+                format!("the OS keychain (service {SERVICE:?}, account {:?})", key.account())
+            }
+            Backend::File(dir) => format!("the file {} (mode 0600)", dir.join(key.file_name()).display()),
         }
     }
 }
@@ -225,6 +277,28 @@ async fn keychain_works() -> bool {
 mod tests {
     use super::*;
 
+    fn key() -> TokenKey {
+        TokenKey::new(&SandboxName::new("sb").unwrap(), "https://id.example.com/", "cli")
+    }
+
+    #[test]
+    fn tokens_are_keyed_by_issuer_and_client_as_well_as_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::with_backend(Backend::File(dir.path().to_owned()));
+        let sb = SandboxName::new("sb").unwrap();
+        store.save(&key(), &tokens()).unwrap();
+        // The same provider written differently is the same sign-in.
+        assert!(store.load(&TokenKey::new(&sb, " https://id.example.com", "cli")).unwrap().is_some());
+        for other in [
+            TokenKey::new(&sb, "https://evil.example.com", "cli"),
+            TokenKey::new(&sb, "https://id.example.com", "other-client"),
+            TokenKey::new(&SandboxName::new("sb2").unwrap(), "https://id.example.com", "cli"),
+        ] {
+            assert_eq!(store.load(&other).unwrap(), None, "{other:?}");
+            assert_ne!(other.file_name(), key().file_name());
+        }
+    }
+
     fn tokens() -> TokenSet {
         TokenSet {
             access_token: "at-secret".into(),
@@ -240,16 +314,17 @@ mod tests {
     fn file_backend_round_trips_with_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::with_backend(Backend::File(dir.path().join("tokens")));
-        let name = SandboxName::new("sb").unwrap();
+        let name = key();
         assert_eq!(store.load(&name).unwrap(), None);
         store.save(&name, &tokens()).unwrap();
         assert_eq!(store.load(&name).unwrap(), Some(tokens()));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("tokens/sb.json")).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
+            let path = dir.path().join("tokens").join(name.file_name());
+            assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600);
         }
+        assert!(store.describe(&name).contains(&name.file_name()));
         assert!(store.delete(&name).unwrap());
         assert_eq!(store.load(&name).unwrap(), None);
     }
@@ -260,8 +335,8 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::with_backend(Backend::File(dir.path().to_owned()));
-        let name = SandboxName::new("sb").unwrap();
-        let path = dir.path().join("sb.json");
+        let name = key();
+        let path = dir.path().join(name.file_name());
         std::fs::write(&path, "{}").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         store.save(&name, &tokens()).unwrap();
