@@ -116,6 +116,45 @@ async fn the_demo_sandbox_connects_opens_vs_code_and_ssh_works() {
     );
 }
 
+/// `GET /api/ssh-port` with a bearer token: the status.
+fn ssh_port_status(server: &str, token: &str) -> u16 {
+    let url = format!("{server}/api/ssh-port");
+    match ureq::get(&url).header("Authorization", &format!("Bearer {token}")).call() {
+        Ok(r) => r.status().as_u16(),
+        Err(ureq::Error::StatusCode(code)) => code,
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_demo_start_takes_a_fresh_port_and_token() {
+    use sandbox_desk::demo::{DemoAgent, DemoFiles};
+    let dir = tempfile::tempdir().unwrap();
+    let files = DemoFiles { dir: dir.path().join("demo") };
+    let agent = bin("sandbox-agent");
+    let token = || std::fs::read_to_string(files.token()).unwrap().trim().to_owned();
+
+    let first = DemoAgent::start(&agent, &files).await.unwrap();
+    let (first_url, first_token) = (first.url.clone(), token());
+    assert_eq!(ssh_port_status(&first_url, &first_token), 200);
+    drop(first); // kills the agent (kill_on_drop)
+
+    let second = DemoAgent::start(&agent, &files).await.unwrap();
+    let second_token = token();
+    assert_ne!(second_token, first_token, "the token was not rotated");
+    for url in [&first_url, &second.url] {
+        assert!(!url.ends_with(":19877"), "the demo took the old fixed port: {url}");
+    }
+    // Whoever saw the first token gets nothing from the running demo.
+    assert_eq!(ssh_port_status(&second.url, &first_token), 401);
+    assert_eq!(ssh_port_status(&second.url, &second_token), 200);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(files.token()).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
+
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
 }

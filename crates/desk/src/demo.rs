@@ -1,6 +1,9 @@
 //! The local demo sandbox: a real `sandbox-agent` on loopback that the app runs for a new user,
 //! so Connect and port forwards work before any server is configured. It requires a random bearer
 //! token (kept 0600 beside its workspace), so no other local user can reach a shell through it.
+//! Every start takes a free port the system picks and a fresh token: a fixed port could be
+//! taken first by another local user's listener (which then receives our token), and a token
+//! that never changed would stay good for whoever once saw it.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,9 +14,6 @@ use rand_core::RngCore;
 use sandbox_core::fsutil;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-
-/// The port the demo prefers, so its saved server URL stays valid between launches.
-pub const DEMO_PORT: u16 = 19877;
 
 /// Files of the demo sandbox.
 #[derive(Debug, Clone)]
@@ -33,17 +33,15 @@ impl DemoFiles {
         self.dir.join("workspace")
     }
 
-    /// Creates the directory, workspace and token (once).
+    /// Creates the directory and workspace, and writes a fresh token (every start: the
+    /// previous one dies with the previous agent).
     pub fn prepare(&self) -> std::io::Result<()> {
         fsutil::create_private_dir(&self.dir)?;
         std::fs::create_dir_all(self.workspace())?;
-        if !self.token().exists() {
-            let mut bytes = [0u8; 32];
-            rand_core::OsRng.fill_bytes(&mut bytes);
-            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-            fsutil::write_private(&self.token(), format!("{token}\n").as_bytes())?;
-        }
-        Ok(())
+        let mut bytes = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut bytes);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        fsutil::write_private(&self.token(), format!("{token}\n").as_bytes())
     }
 }
 
@@ -56,19 +54,16 @@ pub struct DemoAgent {
 }
 
 impl DemoAgent {
-    /// Starts `agent` for the demo on `port`, or on any free port when that one is taken.
-    pub async fn start(agent: &Path, files: &DemoFiles, port: u16) -> Result<DemoAgent, String> {
+    /// Starts `agent` for the demo with a fresh token on a port the system picks (its URL is
+    /// [`DemoAgent::url`]; the caller writes it into the demo's profile).
+    pub async fn start(agent: &Path, files: &DemoFiles) -> Result<DemoAgent, String> {
         files
             .prepare()
             .map_err(|e| format!("cannot prepare the demo sandbox in {}: {e}", files.dir.display()))?;
-        match Self::spawn(agent, files, port).await {
-            Ok(demo) => Ok(demo),
-            Err(_) if port != 0 => Self::spawn(agent, files, 0).await,
-            Err(e) => Err(e),
-        }
+        Self::spawn(agent, files).await
     }
 
-    async fn spawn(agent: &Path, files: &DemoFiles, port: u16) -> Result<DemoAgent, String> {
+    async fn spawn(agent: &Path, files: &DemoFiles) -> Result<DemoAgent, String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -76,7 +71,7 @@ impl DemoAgent {
             .map_err(|e| format!("cannot open the demo agent's log: {e}"))?;
         let mut child = Command::new(agent)
             .arg("--api-addr")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg("127.0.0.1:0")
             .arg("--workspace")
             .arg(files.workspace())
             .arg("--token-file")

@@ -15,7 +15,7 @@ use sandbox_core::profile::Profile;
 use sandbox_core::setup::Installation;
 use tokio::sync::watch;
 
-use crate::demo::{DemoAgent, DemoFiles, DEMO_PORT};
+use crate::demo::{DemoAgent, DemoFiles};
 use crate::desktop::Desktop;
 use crate::protocol::{
     ActionError, ForwardSpec, Health, IdeChoice, LogEntry, LogLevel, Outcome, Preferences, Reply, Request,
@@ -496,7 +496,7 @@ impl Service {
         };
         let Ok(name) = SandboxName::new(&name) else { return };
         let files = DemoFiles { dir: install.paths.config_dir.join("demo") };
-        let agent = match DemoAgent::start(&agent, &files, DEMO_PORT).await {
+        let agent = match DemoAgent::start(&agent, &files).await {
             Ok(agent) => agent,
             Err(e) => {
                 self.log(LogLevel::Error, Some(&name), e);
