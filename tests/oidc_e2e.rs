@@ -44,7 +44,9 @@ impl World {
         let provider = Provider::start(access_token_ttl);
         let workspace = tempfile::tempdir().unwrap();
         let (agent, gateway, server) = if standalone {
-            let flags = ["--oidc-issuer", provider.issuer.as_str(), "--audience", AUDIENCE];
+            // The provider's `sub` is the login name; dave owns the standalone sandbox.
+            let flags =
+                ["--oidc-issuer", provider.issuer.as_str(), "--audience", AUDIENCE, "--allow-sub", "dave"];
             let agent = Agent::start(workspace.path(), 0, &flags);
             let url = agent.url();
             (agent, None, url)
@@ -303,4 +305,8 @@ fn the_agent_standing_alone_validates_the_providers_tokens() {
     // A forged identity header without a token gets nowhere.
     let o = w.run(w.cli(&["proxy", "--server", &w.server, "--ssh", "--header", "X-Forwarded-Sub=dave"]));
     assert!(stderr(&o).contains("401 Unauthorized"), "{}", stderr(&o));
+    // A valid token for the audience is not enough: erin is not the owner.
+    let o = w.setup("erin", "erin");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("403 Forbidden"), "{}", stderr(&o));
 }

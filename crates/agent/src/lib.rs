@@ -11,17 +11,21 @@
 #[cfg(not(unix))]
 compile_error!("sandbox-agent is the sandbox pod's side and runs on Linux/Unix only");
 
+pub mod access;
 pub mod authorized_keys;
 pub mod http;
 pub mod ssh;
 
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::authorized_keys::AuthorizedKeys;
+use crate::access::{AccessPolicy, Untrusted};
+use crate::authorized_keys::{AuthorizedKeys, KeyLimits};
 use crate::http::{Authenticator, JwtValidator};
 use crate::ssh::{HostKey, SshServer};
 
@@ -41,6 +45,8 @@ pub enum AuthMode {
         issuer: String,
         /// Required `aud` of access tokens.
         audience: String,
+        /// The claim holding the caller's groups (`groups` unless `--groups-claim` says else).
+        groups_claim: String,
     },
     /// Standalone with one static bearer token (a local sandbox only its owner may use, like the
     /// desktop app's demo). The subject is `local`.
@@ -53,8 +59,71 @@ impl Default for AuthMode {
     }
 }
 
+/// A secret shared with the gateway (`--gateway-secret-file`); `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GatewaySecret(Arc<str>);
+
+impl GatewaySecret {
+    /// The header the gateway sets to this secret on every request it forwards.
+    pub const HEADER: &'static str = "x-sandbox-gateway-secret";
+
+    /// Wraps a non-empty secret.
+    pub fn new(secret: &str) -> Option<Self> {
+        (!secret.is_empty()).then(|| GatewaySecret(secret.into()))
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for GatewaySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GatewaySecret(..)")
+    }
+}
+
+/// Who may use the sandbox and how its API may be reached, on top of [`AuthMode`]
+/// (README "Trust model").
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// `--allow-sub`/`--allow-group`: the owners, in every mode.
+    pub access: AccessPolicy,
+    /// `--allow-any-subject`: OIDC mode without allow rules, said on purpose.
+    pub allow_any_subject: bool,
+    /// `--gateway-secret-file`: every request must carry it in [`GatewaySecret::HEADER`].
+    pub gateway_secret: Option<GatewaySecret>,
+    /// `--allow-origin`: browser origins admitted; any other `Origin` header is refused.
+    pub allowed_origins: Vec<String>,
+    /// Bounds on registered SSH keys.
+    pub key_limits: KeyLimits,
+}
+
+/// A configuration the agent refuses to start with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// OIDC mode without an owner.
+    #[error(
+        "--oidc-issuer without --allow-sub or --allow-group would let anyone with a token for the \
+         audience in; name the owner with --allow-sub SUB or --allow-group GROUP (or say --allow-any-subject)"
+    )]
+    NoOwner,
+    /// `--allow-any-subject` beside allow rules.
+    #[error("--allow-any-subject contradicts --allow-sub/--allow-group; give one or the other")]
+    AnyAndRules,
+    /// Dev mode off loopback.
+    #[error(
+        "--dev-mode accepts requests without identity and listens on loopback only; \
+         use --api-addr 127.0.0.1:PORT instead of {0}"
+    )]
+    DevModeNotLoopback(SocketAddr),
+    /// A malformed `--allow-origin`.
+    #[error("--allow-origin {0} is not an origin like https://app.example.com (scheme and host, optional port, no path)")]
+    BadOrigin(String),
+}
+
 /// How the agent runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AgentConfig {
     /// Sessions start here, with `HOME` set to it.
     pub workspace: PathBuf,
@@ -64,19 +133,63 @@ pub struct AgentConfig {
     pub ssh: bool,
     /// Serve `/api/port-forward`.
     pub port_forward: bool,
+    /// Owners, gateway secret, browser origins, key bounds.
+    pub trust: Trust,
+}
+
+impl AgentConfig {
+    /// Refuses configurations that would let strangers in when the API listens on `api_addr`;
+    /// returns warnings worth a log line at start.
+    pub fn check(&self, api_addr: SocketAddr) -> Result<Vec<String>, ConfigError> {
+        let trust = &self.trust;
+        if trust.allow_any_subject && trust.access.has_rules() {
+            return Err(ConfigError::AnyAndRules);
+        }
+        for origin in &trust.allowed_origins {
+            http::normalize_origin(origin)
+                .ok_or_else(|| ConfigError::BadOrigin(Untrusted(origin).to_string()))?;
+        }
+        let mut warnings = Vec::new();
+        match &self.auth {
+            AuthMode::Oidc { .. } if !trust.access.has_rules() && !trust.allow_any_subject => {
+                return Err(ConfigError::NoOwner)
+            }
+            AuthMode::ForwardedHeaders { dev_mode: true } if !api_addr.ip().is_loopback() => {
+                return Err(ConfigError::DevModeNotLoopback(api_addr))
+            }
+            AuthMode::ForwardedHeaders { dev_mode: false }
+                if trust.gateway_secret.is_none() && !api_addr.ip().is_loopback() =>
+            {
+                warnings.push(format!(
+                    "trusting X-Forwarded-Sub on {api_addr} without --gateway-secret-file: anyone who can \
+                     reach this address can claim any identity; let only the gateway reach it (e.g. a \
+                     NetworkPolicy) or set --gateway-secret-file"
+                ))
+            }
+            _ => {}
+        }
+        Ok(warnings)
+    }
 }
 
 /// Runs the agent on an already-bound API listener until `shutdown` is cancelled.
 ///
-/// In OIDC mode a bad issuer URL or empty audience is an `InvalidInput` error; an unreachable
-/// provider is not (keys are fetched lazily, and a first attempt is made in the background).
+/// A configuration [`AgentConfig::check`] refuses, and in OIDC mode a bad issuer URL or empty
+/// audience, are `InvalidInput` errors; an unreachable provider is not (keys are fetched lazily,
+/// and a first attempt is made in the background).
 pub async fn run(api: TcpListener, config: AgentConfig, shutdown: CancellationToken) -> std::io::Result<()> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let api_addr = api.local_addr()?;
+    for warning in config.check(api_addr).map_err(|e| invalid(e.to_string()))? {
+        tracing::warn!("{warning}");
+    }
     let auth = match &config.auth {
         AuthMode::ForwardedHeaders { dev_mode } => Authenticator::ForwardedHeaders { dev_mode: *dev_mode },
         AuthMode::Token(token) => Authenticator::Token(token.as_str().into()),
-        AuthMode::Oidc { issuer, audience } => {
+        AuthMode::Oidc { issuer, audience, groups_claim } => {
             let validator = JwtValidator::new(issuer, audience)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+                .map_err(|e| invalid(e.to_string()))?
+                .with_groups_claim(groups_claim);
             tokio::spawn({
                 let validator = validator.clone();
                 async move { validator.prefetch().await }
@@ -84,7 +197,7 @@ pub async fn run(api: TcpListener, config: AgentConfig, shutdown: CancellationTo
             Authenticator::Bearer(validator)
         }
     };
-    let keys = AuthorizedKeys::new();
+    let keys = AuthorizedKeys::with_policy(config.trust.access.clone(), config.trust.key_limits);
     let ssh = if config.ssh {
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
         let port = listener.local_addr()?.port();
@@ -98,6 +211,50 @@ pub async fn run(api: TcpListener, config: AgentConfig, shutdown: CancellationTo
     } else {
         None
     };
-    let state = http::State::new(config, auth, keys, ssh);
+    let state = http::State::new(config, auth, keys, ssh, api_addr.port());
     http::serve(api, state, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_mode_off_loopback_without_a_gateway_secret_warns() {
+        let config = AgentConfig::default();
+        let public: SocketAddr = "0.0.0.0:19877".parse().unwrap();
+        let warnings = config.check(public).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("--gateway-secret-file"), "{warnings:?}");
+        assert_eq!(config.check("127.0.0.1:19877".parse().unwrap()), Ok(vec![]));
+        let with_secret = AgentConfig {
+            trust: Trust { gateway_secret: GatewaySecret::new("s"), ..Default::default() },
+            ..Default::default()
+        };
+        assert_eq!(with_secret.check(public), Ok(vec![]));
+        assert_eq!(format!("{:?}", with_secret.trust.gateway_secret), "Some(GatewaySecret(..))");
+        assert!(GatewaySecret::new("").is_none());
+    }
+
+    #[test]
+    fn refused_configurations() {
+        let public: SocketAddr = "10.0.0.5:19877".parse().unwrap();
+        let dev = AgentConfig { auth: AuthMode::ForwardedHeaders { dev_mode: true }, ..Default::default() };
+        assert_eq!(dev.check(public), Err(ConfigError::DevModeNotLoopback(public)));
+        assert!(dev.check("[::1]:1".parse().unwrap()).is_ok());
+        let both = Trust {
+            allow_any_subject: true,
+            access: AccessPolicy::new(["a"], [""; 0]),
+            ..Default::default()
+        };
+        assert_eq!(
+            AgentConfig { trust: both, ..Default::default() }.check(public),
+            Err(ConfigError::AnyAndRules)
+        );
+        for bad in ["null", "https://x.example/path", "x.example", "https://u@x.example"] {
+            let trust = Trust { allowed_origins: vec![bad.into()], ..Default::default() };
+            let result = AgentConfig { trust, ..Default::default() }.check("127.0.0.1:1".parse().unwrap());
+            assert!(matches!(result, Err(ConfigError::BadOrigin(_))), "{bad}");
+        }
+    }
 }

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use sandbox_agent::{AgentConfig, AuthMode};
+use sandbox_agent::access::AccessPolicy;
+use sandbox_agent::{AgentConfig, AuthMode, GatewaySecret, Trust};
 use tokio_util::sync::CancellationToken;
 
 /// The sandbox pod's side of Sandbox Forward: HTTP API + embedded SSH server.
@@ -29,6 +30,29 @@ struct Args {
     /// The `aud` access tokens must carry (with --oidc-issuer).
     #[arg(long, value_name = "AUD", requires = "oidc_issuer")]
     audience: Option<String>,
+    /// The token claim holding the caller's groups, for --allow-group (with --oidc-issuer).
+    #[arg(long, value_name = "CLAIM", requires = "oidc_issuer", default_value = "groups")]
+    groups_claim: String,
+    /// Let this subject use the sandbox (repeatable). With any --allow-sub or --allow-group, a
+    /// caller named by neither gets 403, in every mode; --oidc-issuer requires one of them.
+    #[arg(long, value_name = "SUB")]
+    allow_sub: Vec<String>,
+    /// Let members of this group use the sandbox (repeatable): X-Forwarded-Groups behind a
+    /// gateway, the --groups-claim of the token with --oidc-issuer.
+    #[arg(long, value_name = "GROUP")]
+    allow_group: Vec<String>,
+    /// With --oidc-issuer and no --allow-sub/--allow-group: admit anyone holding a valid token
+    /// for the audience (say so only if the provider issues such tokens to owners alone).
+    #[arg(long, conflicts_with_all = ["allow_sub", "allow_group"])]
+    allow_any_subject: bool,
+    /// Require every request to carry the secret in this file (first line) in the
+    /// X-Sandbox-Gateway-Secret header, which the gateway in front sets.
+    #[arg(long, value_name = "FILE")]
+    gateway_secret_file: Option<PathBuf>,
+    /// Admit requests from web pages of this origin (repeatable; e.g. https://ide.example.com).
+    /// Any other request carrying an Origin header gets 403.
+    #[arg(long, value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
     /// Require `Authorization: Bearer <token>` with the token in this file (first line), e.g. for
     /// a sandbox on loopback that only its owner may use. Not with --oidc-issuer or --dev-mode.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["oidc_issuer", "dev_mode"])]
@@ -62,37 +86,42 @@ async fn main() -> anyhow::Result<()> {
         ),
         (Some(issuer), Some(audience)) => {
             sandbox_agent::http::JwtValidator::new(&issuer, &audience)?;
-            AuthMode::Oidc { issuer, audience }
+            AuthMode::Oidc { issuer, audience, groups_claim: args.groups_claim.clone() }
         }
         _ => match &args.token_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("cannot read --token-file {}: {e}", path.display()))?;
-                let token = text.lines().next().unwrap_or("").trim().to_owned();
-                anyhow::ensure!(
-                    !token.is_empty(),
-                    "--token-file {} is empty; write a token into it",
-                    path.display()
-                );
-                AuthMode::Token(token)
-            }
+            Some(path) => AuthMode::Token(read_secret("--token-file", path)?),
             None => AuthMode::ForwardedHeaders { dev_mode: args.dev_mode },
         },
     };
+    let gateway_secret = match &args.gateway_secret_file {
+        Some(path) => GatewaySecret::new(&read_secret("--gateway-secret-file", path)?),
+        None => None,
+    };
+    let trust = Trust {
+        access: AccessPolicy::new(args.allow_sub, args.allow_group),
+        allow_any_subject: args.allow_any_subject,
+        gateway_secret,
+        allowed_origins: args.allow_origin,
+        key_limits: Default::default(),
+    };
     let workspace = std::fs::canonicalize(&args.workspace)
         .map_err(|e| anyhow::anyhow!("workspace {}: {e}", args.workspace.display()))?;
+    let config =
+        AgentConfig { workspace, auth, ssh: !args.no_ssh, port_forward: !args.no_port_forward, trust };
+    // Refuse before binding, so nothing ever listened with a configuration we refuse.
+    config.check(args.api_addr)?;
     let listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.api_addr))?;
-    match &auth {
+    match &config.auth {
         AuthMode::ForwardedHeaders { dev_mode: true } => {
             tracing::warn!("dev mode: requests without X-Forwarded-Sub are accepted as subject \"dev\"")
         }
         AuthMode::ForwardedHeaders { dev_mode: false } => {
             tracing::info!("trusting X-Forwarded-Sub from the routing service")
         }
-        AuthMode::Oidc { issuer, audience } => {
-            tracing::info!(issuer = %issuer, audience = %audience, "validating bearer tokens (OIDC)")
+        AuthMode::Oidc { issuer, audience, groups_claim } => {
+            tracing::info!(issuer = ?issuer, audience = ?audience, groups_claim = ?groups_claim, "validating bearer tokens (OIDC)")
         }
         AuthMode::Token(_) => tracing::info!("requiring the bearer token from --token-file"),
     }
@@ -107,7 +136,19 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         on_signal.cancel();
     });
-    let config = AgentConfig { workspace, auth, ssh: !args.no_ssh, port_forward: !args.no_port_forward };
     sandbox_agent::run(listener, config, shutdown).await?;
     Ok(())
+}
+
+/// The first line of a secret file, trimmed; an empty one is refused. Never echoes the content.
+fn read_secret(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {flag} {}: {e}", path.display()))?;
+    let secret = text.lines().next().unwrap_or("").trim().to_owned();
+    anyhow::ensure!(
+        !secret.is_empty(),
+        "{flag} {} is empty; write the secret into its first line",
+        path.display()
+    );
+    Ok(secret)
 }

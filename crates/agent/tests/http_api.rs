@@ -34,6 +34,7 @@ async fn start(dev_mode: bool, ssh: bool) -> Server {
         auth: AuthMode::ForwardedHeaders { dev_mode },
         ssh,
         port_forward: true,
+        trust: Default::default(),
     };
     tokio::spawn(run(listener, config, shutdown.clone()));
     Server { port, shutdown, _workspace: workspace }
@@ -60,6 +61,7 @@ async fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], 
 }
 
 const SUB: (&str, &str) = ("X-Forwarded-Sub", "alice");
+const JSON: (&str, &str) = ("Content-Type", "application/json");
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ8fBLAmfJ3oKbxLbYx0ixJ0KCb8whrMPmBthzdvHKX me@laptop";
 
@@ -83,13 +85,13 @@ async fn methods_bodies_and_disabled_features() {
     let s = start(false, true).await;
     assert_eq!(request(s.port, "POST", "/api/ssh-port", &[SUB], "").await.0, 405);
     assert_eq!(request(s.port, "GET", "/api/ssh-authorized-keys", &[SUB], "").await.0, 405);
-    assert_eq!(request(s.port, "POST", "/api/ssh-authorized-keys", &[SUB], "{").await.0, 400);
+    assert_eq!(request(s.port, "POST", "/api/ssh-authorized-keys", &[SUB, JSON], "{").await.0, 400);
     let empty = r#"{"public_key": ""}"#;
-    assert_eq!(request(s.port, "POST", "/api/ssh-authorized-keys", &[SUB], empty).await.0, 400);
+    assert_eq!(request(s.port, "POST", "/api/ssh-authorized-keys", &[SUB, JSON], empty).await.0, 400);
     let junk = r#"{"public_key": "ssh-ed25519 not-base64"}"#;
-    assert_eq!(request(s.port, "POST", "/api/ssh-authorized-keys", &[SUB], junk).await.0, 400);
+    assert_eq!(request(s.port, "POST", "/api/ssh-authorized-keys", &[SUB, JSON], junk).await.0, 400);
     let good = format!(r#"{{"public_key": "{KEY}"}}"#);
-    let (status, body) = request(s.port, "POST", "/api/ssh-authorized-keys", &[SUB], &good).await;
+    let (status, body) = request(s.port, "POST", "/api/ssh-authorized-keys", &[SUB, JSON], &good).await;
     assert_eq!((status, body.as_str()), (201, ""));
     assert_eq!(request(s.port, "GET", "/api/nope", &[SUB], "").await.0, 404);
     assert_eq!(request(s.port, "GET", "/api/openapi.yaml", &[], "").await.0, 200);

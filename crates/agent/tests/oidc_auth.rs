@@ -9,9 +9,10 @@ use aws_lc_rs::encoding::AsDer;
 use base64::Engine as _;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use sandbox_agent::access::AccessPolicy;
 use sandbox_agent::http::jwt::{JwksPolicy, JwtError, JwtValidator};
 use sandbox_agent::http::{Authenticator, Identity, Rejection};
-use sandbox_agent::{run, AgentConfig, AuthMode};
+use sandbox_agent::{run, AgentConfig, AuthMode, Trust};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -498,16 +499,27 @@ impl Drop for Agent {
     }
 }
 
+/// An agent whose owner is alice (`sub` of [`claims`]).
 async fn start_agent(issuer: &str) -> Agent {
+    let owner = Trust { access: AccessPolicy::new(["alice-sub"], [""; 0]), ..Default::default() };
+    start_agent_with(issuer, "groups", owner).await
+}
+
+async fn start_agent_with(issuer: &str, groups_claim: &str, trust: Trust) -> Agent {
     let workspace = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let shutdown = CancellationToken::new();
     let config = AgentConfig {
         workspace: workspace.path().to_owned(),
-        auth: AuthMode::Oidc { issuer: issuer.to_owned(), audience: AUD.to_owned() },
+        auth: AuthMode::Oidc {
+            issuer: issuer.to_owned(),
+            audience: AUD.to_owned(),
+            groups_claim: groups_claim.to_owned(),
+        },
         ssh: true,
         port_forward: true,
+        trust,
     };
     tokio::spawn(run(listener, config, shutdown.clone()));
     Agent { port, shutdown, _workspace: workspace }
@@ -602,6 +614,94 @@ async fn agent_requires_a_valid_bearer_and_ignores_forwarded_headers() {
 }
 
 #[tokio::test]
+async fn a_token_for_the_audience_is_not_an_owner() {
+    let key = rsa_key("k1");
+    let p = Provider::start(&[&key]).await;
+    let bearer = |c: &Value| format!("Bearer {}", sign(&key, c));
+    let mut bob = claims(&p.issuer);
+    bob["sub"] = json!("bob-sub");
+
+    // Owner by subject: alice, not bob.
+    let agent = start_agent(&p.issuer).await;
+    let (status, _, _) =
+        request(agent.port, "GET", "/api/ssh-port", &[("Authorization", &bearer(&claims(&p.issuer)))]).await;
+    assert_eq!(status, 200);
+    let (status, _, body) =
+        request(agent.port, "GET", "/api/ssh-port", &[("Authorization", &bearer(&bob))]).await;
+    assert_eq!((status, body.lines().count()), (403, 1), "{body}");
+    assert!(body.contains("\"bob-sub\" may not use this sandbox"), "{body}");
+
+    // Owners by group, read from the configured claim.
+    let admins = Trust { access: AccessPolicy::new([""; 0], ["admins"]), ..Default::default() };
+    let agent = start_agent_with(&p.issuer, "roles", admins).await;
+    bob["roles"] = json!(["admins"]);
+    let (status, _, _) =
+        request(agent.port, "GET", "/api/ssh-port", &[("Authorization", &bearer(&bob))]).await;
+    assert_eq!(status, 200, "bob's roles name admins");
+    let mut alice = claims(&p.issuer);
+    alice["groups"] = json!(["admins"]);
+    alice["roles"] = json!("viewers");
+    let (status, _, _) =
+        request(agent.port, "GET", "/api/ssh-port", &[("Authorization", &bearer(&alice))]).await;
+    assert_eq!(status, 403, "the groups claim is not the one configured");
+    alice["roles"] = json!("admins");
+    let (status, _, _) =
+        request(agent.port, "GET", "/api/ssh-port", &[("Authorization", &bearer(&alice))]).await;
+    assert_eq!(status, 200, "one role as a string");
+}
+
+/// A log sink for one test (the test's runtime is this thread's).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_subject_cannot_forge_a_log_line() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let key = rsa_key("k1");
+    let p = Provider::start(&[&key]).await;
+    let agent =
+        start_agent_with(&p.issuer, "groups", Trust { allow_any_subject: true, ..Default::default() }).await;
+    let mut forger = claims(&p.issuer);
+    forger["sub"] =
+        json!("mallory\n2026-11-29T00:00:00.000000Z  INFO FORGED: registered SSH public key sub=alice");
+    let bearer = format!("Bearer {}", sign(&key, &forger));
+    let public = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ8fBLAmfJ3oKbxLbYx0ixJ0KCb8whrMPmBthzdvHKX me@laptop";
+    let body = json!({ "public_key": public }).to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", agent.port)).await.unwrap();
+    let req = format!(
+        "POST /api/ssh-authorized-keys HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {bearer}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 201"), "{out}");
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("mallory\\n2026"), "the subject is logged, escaped: {log}");
+    assert!(log.lines().all(|l| !l.starts_with("2026-11-29T00:00:00.000000Z")), "a forged line: {log}");
+}
+
+#[tokio::test]
 async fn agent_answers_503_while_the_provider_is_unreachable_then_recovers() {
     let key = rsa_key("k1");
     // A port where nothing listens yet.
@@ -640,9 +740,14 @@ async fn bad_oidc_configuration_fails_run() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let config = AgentConfig {
             workspace: std::env::temp_dir(),
-            auth: AuthMode::Oidc { issuer: issuer.into(), audience: audience.into() },
+            auth: AuthMode::Oidc {
+                issuer: issuer.into(),
+                audience: audience.into(),
+                groups_claim: "groups".into(),
+            },
             ssh: false,
             port_forward: false,
+            trust: Trust { allow_any_subject: true, ..Default::default() },
         };
         let e = run(listener, config, CancellationToken::new()).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{issuer} {audience}: {e}");

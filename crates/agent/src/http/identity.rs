@@ -4,6 +4,8 @@
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use sandbox_wire::api::{FORWARDED_GROUPS, FORWARDED_SUB, FORWARDED_USER};
 
+use subtle::ConstantTimeEq;
+
 use super::jwt::{JwtError, JwtValidator};
 use super::{text, Body};
 
@@ -20,19 +22,29 @@ pub struct Identity {
 
 impl Identity {
     /// Reads the identity headers; in dev mode a missing subject becomes `dev`.
-    pub fn from_headers(headers: &HeaderMap, dev_mode: bool) -> Option<Identity> {
-        let get = |name: &str| {
-            headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    ///
+    /// Each header may appear once: a gateway that appends to a client's `X-Forwarded-Sub`
+    /// instead of replacing it would otherwise let the client's copy win. A subject with a comma
+    /// is refused for the same reason (a proxy may join repeated headers with commas).
+    pub fn from_headers(headers: &HeaderMap, dev_mode: bool) -> Result<Identity, Rejection> {
+        let get = |name: &'static str| {
+            let mut values = headers.get_all(name).iter();
+            let first = values.next();
+            if values.next().is_some() {
+                return Err(Rejection::RepeatedHeader(name));
+            }
+            Ok(first.and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()))
         };
-        let sub = match get(FORWARDED_SUB) {
+        let sub = match get(FORWARDED_SUB)? {
+            Some(s) if s.contains(',') => return Err(Rejection::RepeatedHeader(FORWARDED_SUB)),
             Some(s) => s.to_owned(),
             None if dev_mode => "dev".to_owned(),
-            None => return None,
+            None => return Err(Rejection::MissingHeaders),
         };
-        Some(Identity {
+        Ok(Identity {
             sub,
-            user: get(FORWARDED_USER).map(str::to_owned),
-            groups: get(FORWARDED_GROUPS)
+            user: get(FORWARDED_USER)?.map(str::to_owned),
+            groups: get(FORWARDED_GROUPS)?
                 .map(|g| g.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default(),
         })
@@ -59,6 +71,8 @@ pub enum Authenticator {
 pub enum Rejection {
     /// Header mode without `X-Forwarded-Sub`.
     MissingHeaders,
+    /// Header mode with an identity header given more than once (or a subject with a comma).
+    RepeatedHeader(&'static str),
     /// Bearer mode: no token, or a token we refused.
     Bearer(JwtError),
 }
@@ -69,6 +83,10 @@ impl Rejection {
     pub fn response(&self) -> Response<Body> {
         match self {
             Rejection::MissingHeaders => text(StatusCode::UNAUTHORIZED, "missing identity headers"),
+            Rejection::RepeatedHeader(name) => text(
+                StatusCode::BAD_REQUEST,
+                &format!("{name} given more than once; the gateway must replace identity headers, not append to them"),
+            ),
             Rejection::Bearer(e @ JwtError::ProviderUnavailable) => {
                 text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
             }
@@ -88,9 +106,7 @@ impl Authenticator {
     /// Who sent a request with these headers.
     pub async fn identify(&self, headers: &HeaderMap) -> Result<Identity, Rejection> {
         match self {
-            Authenticator::ForwardedHeaders { dev_mode } => {
-                Identity::from_headers(headers, *dev_mode).ok_or(Rejection::MissingHeaders)
-            }
+            Authenticator::ForwardedHeaders { dev_mode } => Identity::from_headers(headers, *dev_mode),
             Authenticator::Bearer(validator) => validator.identify(headers).await.map_err(Rejection::Bearer),
             Authenticator::Token(expected) => {
                 let given = headers
@@ -100,7 +116,7 @@ impl Authenticator {
                     .unwrap_or("");
                 if given.is_empty() {
                     Err(Rejection::Bearer(JwtError::MissingToken))
-                } else if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+                } else if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
                     Ok(Identity { sub: "local".into(), user: None, groups: Vec::new() })
                 } else {
                     Err(Rejection::Bearer(JwtError::Invalid("not this sandbox's token")))
@@ -108,11 +124,6 @@ impl Authenticator {
             }
         }
     }
-}
-
-/// Compares without an early exit, so response timing does not reveal a prefix of the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -134,11 +145,33 @@ mod tests {
     #[test]
     fn subject_required_unless_dev_mode() {
         let mut h = HeaderMap::new();
-        assert_eq!(Identity::from_headers(&h, false), None);
+        assert_eq!(Identity::from_headers(&h, false), Err(Rejection::MissingHeaders));
         assert_eq!(Identity::from_headers(&h, true).unwrap().sub, "dev");
         h.insert("x-forwarded-sub", "alice".parse().unwrap());
         h.insert("x-forwarded-groups", "a, b,".parse().unwrap());
         let id = Identity::from_headers(&h, false).unwrap();
         assert_eq!((id.sub.as_str(), id.groups), ("alice", vec!["a".to_owned(), "b".to_owned()]));
+    }
+
+    #[test]
+    fn an_identity_header_given_twice_is_refused() {
+        for name in [FORWARDED_SUB, FORWARDED_USER, FORWARDED_GROUPS] {
+            let mut h = HeaderMap::new();
+            h.insert(FORWARDED_SUB, HeaderValue::from_static("alice"));
+            h.insert(name, HeaderValue::from_static("alice"));
+            h.append(name, HeaderValue::from_static("mallory"));
+            for dev_mode in [false, true] {
+                assert_eq!(
+                    Identity::from_headers(&h, dev_mode),
+                    Err(Rejection::RepeatedHeader(name)),
+                    "{name}"
+                );
+            }
+        }
+        let mut h = HeaderMap::new();
+        h.insert(FORWARDED_SUB, HeaderValue::from_static("mallory, alice"));
+        assert_eq!(Identity::from_headers(&h, false), Err(Rejection::RepeatedHeader(FORWARDED_SUB)));
+        let body = Rejection::RepeatedHeader(FORWARDED_SUB).response();
+        assert_eq!(body.status(), StatusCode::BAD_REQUEST);
     }
 }

@@ -152,6 +152,8 @@ struct Inner {
     issuer: String,
     discovery_url: Url,
     audience: String,
+    /// The claim read for groups: an array of strings, or one string.
+    groups_claim: String,
     policy: JwksPolicy,
     http: reqwest::Client,
     /// Never held across an `.await`: lookups in the cache do not wait for the network.
@@ -212,19 +214,8 @@ struct RawHeader {
     kid: Option<String>,
 }
 
-/// The verified claims we keep.
-#[derive(Deserialize)]
-struct Claims {
-    /// Defaulted so a missing `sub` is reported as such by the required-claims check.
-    #[serde(default)]
-    sub: String,
-    #[serde(default)]
-    preferred_username: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    groups: Option<serde_json::Value>,
-}
+/// The claim that names the caller's groups unless configured otherwise.
+pub const DEFAULT_GROUPS_CLAIM: &str = "groups";
 
 #[derive(Deserialize)]
 struct Discovery {
@@ -272,11 +263,22 @@ impl JwtValidator {
             issuer: issuer.to_owned(),
             discovery_url,
             audience: audience.to_owned(),
+            groups_claim: DEFAULT_GROUPS_CLAIM.to_owned(),
             policy,
             http,
             cache: std::sync::Mutex::new(Cache::default()),
             fetching: tokio::sync::Mutex::new(()),
         })))
+    }
+
+    /// Reads the caller's groups from `claim` (`--groups-claim`) instead of `groups`.
+    ///
+    /// # Panics
+    /// When called on a validator already cloned (its cache is shared).
+    pub fn with_groups_claim(mut self, claim: &str) -> Self {
+        Arc::get_mut(&mut self.0).expect("set the groups claim before sharing the validator").groups_claim =
+            claim.to_owned();
+        self
     }
 
     /// The issuer as configured.
@@ -329,25 +331,28 @@ impl JwtValidator {
         validation.set_issuer(&[issuer]);
         validation.required_spec_claims =
             ["exp", "iss", "aud", "sub"].iter().map(|s| s.to_string()).collect();
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(reason)?;
-        let claims = data.claims;
-        if claims.sub.trim().is_empty() {
-            return Err(JwtError::Invalid("empty sub"));
-        }
-        let non_empty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
-        let groups = match claims.groups {
+        let data =
+            jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &validation)
+                .map_err(reason)?;
+        let mut claims = data.claims;
+        let mut text = |name: &str| match claims.remove(name) {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s),
+            _ => None,
+        };
+        let sub = text("sub").ok_or(JwtError::Invalid("empty sub"))?;
+        let user = text("preferred_username").or_else(|| text("name"));
+        let groups = match claims.remove(&self.0.groups_claim) {
             Some(serde_json::Value::Array(items)) => items
                 .into_iter()
-                .filter_map(|g| g.as_str().map(str::to_owned))
-                .filter(|g| !g.is_empty())
+                .filter_map(|g| match g {
+                    serde_json::Value::String(g) if !g.is_empty() => Some(g),
+                    _ => None,
+                })
                 .collect(),
+            Some(serde_json::Value::String(g)) if !g.is_empty() => vec![g],
             _ => Vec::new(),
         };
-        Ok(Identity {
-            sub: claims.sub,
-            user: non_empty(claims.preferred_username).or(non_empty(claims.name)),
-            groups,
-        })
+        Ok(Identity { sub, user, groups })
     }
 
     /// Finds the key for `kid`/`alg`, fetching or refetching the JWKS as the policy allows.
@@ -415,7 +420,7 @@ impl JwtValidator {
         cache.attempts += 1;
         match result {
             Ok((issuer, keys)) => {
-                tracing::info!(issuer = %issuer, keys = keys.len(), "fetched the identity provider's signing keys");
+                tracing::info!(issuer = ?issuer, keys = keys.len(), "fetched the identity provider's signing keys");
                 cache.issuer = issuer;
                 cache.keys = Some(keys);
                 cache.fetched_at = Some(Instant::now());
@@ -423,7 +428,7 @@ impl JwtValidator {
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(issuer = %self.0.issuer, "cannot fetch the identity provider's signing keys: {e}");
+                tracing::warn!(issuer = ?self.0.issuer, "cannot fetch the identity provider's signing keys: {e}");
                 cache.last_failure = Some(Instant::now());
                 Err(())
             }

@@ -12,17 +12,19 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use sandbox_wire::api::{SshPortResponse, AUTHORIZED_KEYS_PATH, PORT_FORWARD_PATH, SSH_PORT_PATH};
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::Untrusted;
 use crate::authorized_keys::AuthorizedKeys;
-use crate::AgentConfig;
+use crate::{AgentConfig, GatewaySecret};
 
 pub use identity::{Authenticator, Identity, Rejection};
 pub use jwt::JwtValidator;
@@ -47,13 +49,33 @@ struct Inner {
     auth: Authenticator,
     keys: AuthorizedKeys,
     ssh: Option<SshInfo>,
+    /// The API's own port: a tunnel to it would reach the API past the gateway.
+    api_port: u16,
+    /// `--allow-origin`, normalised.
+    origins: Vec<String>,
 }
 
 impl State {
-    /// State for the API server; `auth` decides who a request comes from.
-    pub fn new(config: AgentConfig, auth: Authenticator, keys: AuthorizedKeys, ssh: Option<SshInfo>) -> Self {
-        State(Arc::new(Inner { config, auth, keys, ssh }))
+    /// State for the API server listening on `api_port`; `auth` decides who a request comes from.
+    pub fn new(
+        config: AgentConfig,
+        auth: Authenticator,
+        keys: AuthorizedKeys,
+        ssh: Option<SshInfo>,
+        api_port: u16,
+    ) -> Self {
+        let origins = config.trust.allowed_origins.iter().filter_map(|o| normalize_origin(o)).collect();
+        State(Arc::new(Inner { config, auth, keys, ssh, api_port, origins }))
     }
+}
+
+/// `scheme://host[:port]` as browsers send it in `Origin` (lower case, default port dropped),
+/// or `None` when `origin` is not such a thing.
+pub fn normalize_origin(origin: &str) -> Option<String> {
+    let url = url::Url::parse(origin.trim()).ok()?;
+    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    let origin = url.origin();
+    (bare && origin.is_tuple() && url.username().is_empty()).then(|| origin.ascii_serialization())
 }
 
 type Body = Full<Bytes>;
@@ -101,6 +123,12 @@ pub async fn serve(listener: TcpListener, state: State, shutdown: CancellationTo
 }
 
 async fn route(req: Request<Incoming>, state: &State, shutdown: CancellationToken) -> Response<Body> {
+    // Who may reach us at all, before anything else is looked at: the gateway, and no browser.
+    if let Some(refusal) =
+        gateway_refusal(req.headers(), state).or_else(|| origin_refusal(req.headers(), state))
+    {
+        return refusal;
+    }
     let path = req.uri().path().to_owned();
     if path == "/api/openapi.yaml" {
         return Response::builder()
@@ -115,6 +143,13 @@ async fn route(req: Request<Incoming>, state: &State, shutdown: CancellationToke
         Ok(id) => id,
         Err(rejection) => return rejection.response(),
     };
+    // Authenticated is not yet allowed: the owner allow-list, in every mode.
+    if let Err(denied) = state.0.config.trust.access.check(&identity.sub, &identity.groups) {
+        let dropped = state.0.keys.forget(&identity.sub);
+        tracing::warn!(sub = %Untrusted(&identity.sub), dropped_keys = dropped, "refused a subject the allow-list does not name");
+        return text(StatusCode::FORBIDDEN, &denied.to_string());
+    }
+    state.0.keys.seen(&identity.sub, &identity.groups);
     let cfg = &state.0.config;
     match path.as_str() {
         SSH_PORT_PATH if cfg.ssh => {
@@ -130,9 +165,57 @@ async fn route(req: Request<Incoming>, state: &State, shutdown: CancellationToke
         }
         AUTHORIZED_KEYS_PATH if cfg.ssh => keys::register(req, &state.0.keys, &identity).await,
         PORT_FORWARD_PATH if cfg.port_forward => {
+            if port_forward::requested_port(req.uri().query().unwrap_or("")) == Some(state.0.api_port) {
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "port-forward to the agent's own API port is refused: it would bypass the gateway",
+                );
+            }
             let ssh = state.0.ssh.as_ref().map(|s| (s.port, s.injector.clone()));
             port_forward::upgrade(req, identity, shutdown, ssh)
         }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// 403 unless the request carries the gateway's secret (when one is configured). Compared in
+/// constant time; the header must appear once.
+fn gateway_refusal(headers: &HeaderMap, state: &State) -> Option<Response<Body>> {
+    let secret = state.0.config.trust.gateway_secret.as_ref()?;
+    let mut given = headers.get_all(GatewaySecret::HEADER).iter();
+    let ok = match (given.next(), given.next()) {
+        (Some(value), None) => bool::from(value.as_bytes().ct_eq(secret.as_bytes())),
+        _ => false,
+    };
+    if ok {
+        return None;
+    }
+    tracing::info!("refused a request without the gateway's secret");
+    Some(text(
+        StatusCode::FORBIDDEN,
+        "request did not come through the gateway (missing or wrong X-Sandbox-Gateway-Secret)",
+    ))
+}
+
+/// 403 for a request a web page made (it carries `Origin`; our clients never send one) unless
+/// `--allow-origin` names that origin. WebSockets have no CORS, and a `text/plain` POST needs no
+/// preflight, so without this any page the owner visits could use the sandbox as the owner.
+fn origin_refusal(headers: &HeaderMap, state: &State) -> Option<Response<Body>> {
+    let mut refused = None;
+    for value in headers.get_all(header::ORIGIN) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        let allowed = normalize_origin(&text).is_some_and(|o| state.0.origins.contains(&o));
+        if !allowed {
+            refused = Some(text.into_owned());
+        }
+    }
+    let origin = refused?;
+    tracing::info!(origin = %Untrusted(&origin), "refused a request from a web page");
+    Some(text(
+        StatusCode::FORBIDDEN,
+        &format!(
+            "requests from web pages are refused (Origin: {}); allow the page with --allow-origin",
+            Untrusted(&origin)
+        ),
+    ))
 }

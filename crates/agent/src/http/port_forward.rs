@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tungstenite::handshake::derive_accept_key;
 
 use super::{text, Body, Identity};
+use crate::access::Untrusted;
 use crate::ssh::SshInjector;
 
 /// Validates the request and answers 101; the tunnel itself runs in a task of its own once
@@ -74,7 +75,7 @@ pub fn upgrade(
 }
 
 /// `port=N` with N a non-privileged port; anything else is `None`.
-fn requested_port(query: &str) -> Option<u16> {
+pub(super) fn requested_port(query: &str) -> Option<u16> {
     let value = url_query_value(query, "port")?;
     let port: u16 = value.parse().ok()?;
     FORWARDABLE_PORTS.contains(&port).then_some(port)
@@ -104,7 +105,7 @@ where
             let target = match TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
                 Ok(t) => t,
                 Err(e) => {
-                    tracing::info!(sub = %who.sub, port, "port-forward dial failed: {e}");
+                    tracing::info!(sub = %Untrusted(&who.sub), port, "port-forward dial failed: {e}");
                     let _ = ws.close(CLOSE_ERROR, DIAL_FAILED).await;
                     return;
                 }
@@ -116,7 +117,7 @@ where
     };
     let (to_client, from_client) = traffic.snapshot();
     tracing::info!(
-        sub = %who.sub,
+        sub = %Untrusted(&who.sub),
         port,
         bytes_in = from_client,
         bytes_out = to_client,

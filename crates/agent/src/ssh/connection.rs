@@ -19,6 +19,7 @@ use super::pty::{PtyRequest, WinSize};
 use super::session::{self, SessionSpec};
 use super::sftp;
 use super::ServerContext;
+use crate::access::Untrusted;
 
 /// Session channels a client may hold open before starting them.
 const MAX_PENDING_SESSIONS: usize = 64;
@@ -166,7 +167,13 @@ impl russh::server::Handler for Connection {
         let fingerprint = fingerprint(key.public_key);
         match self.ctx.keys.subject_for(key.public_key) {
             Some(subject) => {
-                tracing::info!(peer = %self.peer, %subject, %fingerprint, user, "SSH login accepted");
+                tracing::info!(
+                    peer = %self.peer,
+                    subject = %Untrusted(&subject),
+                    %fingerprint,
+                    user,
+                    "SSH login accepted"
+                );
                 self.subject = Some(subject);
                 self.authenticated.store(true, Ordering::Release);
                 Ok(Auth::Accept)
