@@ -39,6 +39,11 @@ have import || need+=(imagemagick)
 have chromium || need+=(chromium)
 have python3 || need+=(python3)
 have gdbus || need+=(libglib2.0-bin)
+# The keychain test (tests/keychain_e2e.rs): a real Secret Service, gnome-keyring-daemon on a
+# private D-Bus session, and secret-tool to look inside it.
+have gnome-keyring-daemon || need+=(gnome-keyring)
+have secret-tool || need+=(libsecret-tools)
+have dbus-daemon || need+=(dbus-daemon)
 
 install_packages ${need[@]+"${need[@]}"}
 

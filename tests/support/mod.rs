@@ -2,6 +2,7 @@
 //! when a test fails half-way.
 
 pub mod gateway;
+pub mod keychain;
 pub mod oidc;
 
 use std::io::{BufRead, BufReader};
