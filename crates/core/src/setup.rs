@@ -119,6 +119,12 @@ impl Installation {
         let old = match self.profiles().load(name) {
             Ok(old) => old,
             Err(ProfileError::Missing(_)) => return Ok(false),
+            // Rewriting a corrupt profile must stay possible; its old issuer is unknown, and
+            // tokens are keyed by issuer and client, so none reach another provider anyway.
+            Err(e @ ProfileError::Corrupt { .. }) => {
+                tracing::warn!("{e}");
+                return Ok(false);
+            }
             Err(e) => return Err(e.into()),
         };
         let same_provider = match (&old.oidc, &new.oidc) {
@@ -407,6 +413,9 @@ mod tests {
             assert!(install.drop_sign_in_if_moved(&name, &new).await.unwrap(), "{new:?}");
             assert!(!session.signed_in(), "{new:?}");
         }
+        // A corrupt profile can still be replaced (ssh-setup repairs it).
+        std::fs::write(install.paths.profiles_dir().join("box.toml"), "server = [").unwrap();
+        assert!(!install.drop_sign_in_if_moved(&name, &stored).await.unwrap());
     }
 
     #[test]

@@ -137,7 +137,9 @@ export function sandboxFormView(form: SandboxForm) {
             label: "Cookie value",
             type: "password",
             placeholder: form.cookieStored ? "unchanged" : undefined,
-            hint: form.cookieStored ? "Leave empty to keep the stored value." : "Stored in this computer's keychain.",
+            hint: form.cookieStored
+              ? "Leave empty to keep the stored value (kept only while the server stays the same)."
+              : "Kept in this sandbox's settings file, readable only by you, and sent only to this server.",
           })}
         </fieldset>`
       : nothing}
