@@ -61,8 +61,11 @@ pub fn apply_settings(
     profile.allow_insecure_http = settings.allow_insecure_http;
     profile.remote_folder = (folder != ide::DEFAULT_REMOTE_FOLDER).then(|| folder.to_owned());
     profile.oidc = None;
+    // Extra headers (set with the CLI's --header, often an API key) are credentials too: they
+    // stay only with the server they were given for.
+    let headers = std::mem::take(&mut profile.credentials.headers);
     profile.credentials =
-        Credentials { headers: std::mem::take(&mut profile.credentials.headers), ..Default::default() };
+        Credentials { headers: if same_server { headers } else { Vec::new() }, ..Default::default() };
     match &settings.auth {
         AuthSettings::None => {}
         AuthSettings::Oidc { issuer, client_id, scopes, audience } => {
@@ -204,6 +207,18 @@ mod tests {
         let (_, new) =
             apply_settings(&settings("https://b.example.com", cookie("fresh")), Some(stored)).unwrap();
         assert_eq!(new.credentials.cookies, [("sid".to_owned(), "fresh".to_owned())]);
+    }
+
+    #[test]
+    fn extra_headers_stay_with_their_server() {
+        let mut stored = Profile { server: "https://a.example.com".into(), ..Default::default() };
+        stored.credentials.headers = vec![("X-Api-Key".into(), "secret".into())];
+        let none = || AuthSettings::None;
+        let (_, same) =
+            apply_settings(&settings("https://a.example.com", none()), Some(stored.clone())).unwrap();
+        assert_eq!(same.credentials.headers, stored.credentials.headers);
+        let (_, moved) = apply_settings(&settings("https://b.example.com", none()), Some(stored)).unwrap();
+        assert!(moved.credentials.headers.is_empty());
     }
 
     #[test]
