@@ -232,6 +232,7 @@ async fn bad_settings_are_refused_and_a_wrong_url_shows_in_the_status() {
         ("-x", "https://x.example", "name"),
         ("ok", "ftp://x.example", "ftp"),
         ("ok", "https://x.example\nProxyCommand evil", "URL"),
+        ("ok", "http://0.0.0.0:1", "Allow insecure HTTP"),
     ] {
         let err = app
             .handle(Request::SaveSandbox { original: None, settings: settings(name, server) })
@@ -256,6 +257,17 @@ async fn bad_settings_are_refused_and_a_wrong_url_shows_in_the_status() {
     assert!(reply.notice.as_deref().unwrap().contains("but"), "{:?}", reply.notice);
     let err = app.handle(Request::OpenIn { name: "dev".into(), ide: IdeChoice::Zed }).await.unwrap_err();
     assert!(err.message.contains(&format!("127.0.0.1:{dead}")), "{}", err.message);
+
+    // Allowed explicitly: saved, with a warning in the activity log. (0.0.0.0 is off loopback
+    // by our rule, yet a connection to it stays on this machine.)
+    let lan =
+        SandboxSettings { allow_insecure_http: true, ..settings("lan", &format!("http://0.0.0.0:{dead}")) };
+    let reply = call(&app, Request::SaveSandbox { original: None, settings: lan }).await;
+    assert!(sandbox(&reply, "lan").settings.allow_insecure_http);
+    let warned = reply.snapshot.log.iter().any(|e| {
+        e.sandbox.as_deref() == Some("lan") && e.message.contains("travel unencrypted over http://")
+    });
+    assert!(warned, "{:?}", reply.snapshot.log);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -256,6 +256,12 @@ impl Service {
             );
         }
         store.save(&name, &profile).map_err(fail)?;
+        for host in profile.cleartext_hosts() {
+            let warning = format!(
+                "Credentials for {host} travel unencrypted over http:// (Allow insecure HTTP): anyone on the network path can read and reuse them"
+            );
+            self.log(LogLevel::Warn, Some(&name), warning);
+        }
         let verb = if original.is_none() { "Added" } else { "Saved" };
         self.log(LogLevel::Info, Some(&name), format!("{verb} ({})", profile.server));
         self.probe(&name).await;
