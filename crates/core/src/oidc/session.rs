@@ -61,6 +61,7 @@ impl Session {
     /// Deletes the stored tokens without contacting the provider (the sandbox moved to another
     /// server or issuer: its tokens must not follow). True if there were any.
     pub fn forget_tokens(&self) -> Result<bool, OidcError> {
+        self.drop_unkeyed();
         Ok(self.store.delete(&self.key)?)
     }
 
@@ -91,12 +92,14 @@ impl Session {
             provider::login(LoginOptions { settings: &self.settings, tls: &self.tls, open_browser, timeout })
                 .await?;
         self.store.save(&self.key, &tokens)?;
+        self.drop_unkeyed();
         Ok(tokens)
     }
 
     /// Revokes the refresh token where the provider supports it, then deletes the stored tokens
     /// (also when revocation fails: signing out locally must always work).
     pub async fn logout(&self) -> Result<Logout, OidcError> {
+        self.drop_unkeyed();
         let Some(tokens) = self.store.load(&self.key)? else {
             return Ok(Logout { had_tokens: false, revoked: false });
         };
@@ -142,6 +145,14 @@ impl Session {
                 let _ = self.store.delete(&self.key);
                 Err(self.login_required(&format!("the provider refused the refresh token: {why}")))
             }
+        }
+    }
+
+    /// Removes tokens an older version stored under the name alone (best effort: they are
+    /// never read, so a failure only leaves dead data behind).
+    fn drop_unkeyed(&self) {
+        if let Err(e) = self.store.delete_unkeyed(&self.name) {
+            tracing::warn!("could not remove the old sign-in of {}: {e}", self.name);
         }
     }
 

@@ -223,6 +223,27 @@ impl TokenStore {
         }
     }
 
+    /// Deletes what versions before [`TokenKey`] stored under the sandbox name alone (keychain
+    /// account `NAME`, file `NAME.json`): such tokens cannot say which provider they came from,
+    /// so they are never used, only removed. True if there was any.
+    pub fn delete_unkeyed(&self, name: &SandboxName) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Keychain => {
+                let account = name.to_string();
+                blocking(move || match keyring::Entry::new(SERVICE, &account)?.delete_credential() {
+                    Ok(()) => Ok(true),
+                    Err(keyring::Error::NoEntry) => Ok(false),
+                    Err(e) => Err(e),
+                })
+                .await_sync()
+            }
+            Backend::File(dir) => {
+                let path = dir.join(format!("{name}.json"));
+                fsutil::remove_file(&path).map_err(|source| StoreError::Io { action: "remove", path, source })
+            }
+        }
+    }
+
     /// Where this store keeps a sign-in's tokens, for `status`: the keychain entry or the file.
     pub fn describe(&self, key: &TokenKey) -> String {
         match &self.backend {
@@ -279,6 +300,17 @@ mod tests {
 
     fn key() -> TokenKey {
         TokenKey::new(&SandboxName::new("sb").unwrap(), "https://id.example.com/", "cli")
+    }
+
+    #[test]
+    fn unkeyed_tokens_of_older_versions_are_never_used_only_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::with_backend(Backend::File(dir.path().to_owned()));
+        let old = dir.path().join("sb.json");
+        std::fs::write(&old, serde_json::to_string(&tokens()).unwrap()).unwrap();
+        assert_eq!(store.load(&key()).unwrap(), None);
+        assert!(store.delete_unkeyed(key().name()).unwrap());
+        assert!(!old.exists());
     }
 
     #[test]
