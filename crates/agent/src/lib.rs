@@ -29,8 +29,8 @@ use crate::authorized_keys::{AuthorizedKeys, KeyLimits};
 use crate::http::{Authenticator, JwtValidator};
 use crate::ssh::{HostKey, SshServer};
 
-/// How the agent learns who sent a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How the agent learns who sent a request. `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq)]
 pub enum AuthMode {
     /// Behind a routing service that authenticates and sets `X-Forwarded-Sub` (and `-User`,
     /// `-Groups`).
@@ -56,6 +56,23 @@ pub enum AuthMode {
 impl Default for AuthMode {
     fn default() -> Self {
         AuthMode::ForwardedHeaders { dev_mode: false }
+    }
+}
+
+impl fmt::Debug for AuthMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthMode::ForwardedHeaders { dev_mode } => {
+                f.debug_struct("ForwardedHeaders").field("dev_mode", dev_mode).finish()
+            }
+            AuthMode::Oidc { issuer, audience, groups_claim } => f
+                .debug_struct("Oidc")
+                .field("issuer", issuer)
+                .field("audience", audience)
+                .field("groups_claim", groups_claim)
+                .finish(),
+            AuthMode::Token(_) => f.write_str("Token(..)"),
+        }
     }
 }
 
@@ -178,6 +195,16 @@ impl AgentConfig {
 /// audience, are `InvalidInput` errors; an unreachable provider is not (keys are fetched lazily,
 /// and a first attempt is made in the background).
 pub async fn run(api: TcpListener, config: AgentConfig, shutdown: CancellationToken) -> std::io::Result<()> {
+    run_with(api, config, http::Limits::default(), shutdown).await
+}
+
+/// [`run`] with the HTTP server's connection cap and timeouts given (`--max-connections`…).
+pub async fn run_with(
+    api: TcpListener,
+    config: AgentConfig,
+    limits: http::Limits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let api_addr = api.local_addr()?;
     for warning in config.check(api_addr).map_err(|e| invalid(e.to_string()))? {
@@ -212,7 +239,7 @@ pub async fn run(api: TcpListener, config: AgentConfig, shutdown: CancellationTo
         None
     };
     let state = http::State::new(config, auth, keys, ssh, api_addr.port());
-    http::serve(api, state, shutdown).await
+    http::serve_with(api, state, limits, shutdown).await
 }
 
 #[cfg(test)]
@@ -233,6 +260,7 @@ mod tests {
         };
         assert_eq!(with_secret.check(public), Ok(vec![]));
         assert_eq!(format!("{:?}", with_secret.trust.gateway_secret), "Some(GatewaySecret(..))");
+        assert_eq!(format!("{:?}", AuthMode::Token("t0ken".into())), "Token(..)");
         assert!(GatewaySecret::new("").is_none());
     }
 

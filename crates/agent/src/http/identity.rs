@@ -85,7 +85,9 @@ impl Rejection {
             Rejection::MissingHeaders => text(StatusCode::UNAUTHORIZED, "missing identity headers"),
             Rejection::RepeatedHeader(name) => text(
                 StatusCode::BAD_REQUEST,
-                &format!("{name} given more than once; the gateway must replace identity headers, not append to them"),
+                &format!(
+                    "{name} given more than once (or as a list); the gateway must replace identity headers, not append to them"
+                ),
             ),
             Rejection::Bearer(e @ JwtError::ProviderUnavailable) => {
                 text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
