@@ -30,12 +30,12 @@ pub(crate) async fn direct_tcpip(channel: Channel<Msg>, reply: ChannelOpenHandle
     {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
-            tracing::debug!(%host, port, error = %e, "direct-tcpip connect failed");
+            tracing::debug!(?host, port, error = %e, "direct-tcpip connect failed");
             reply.reject(ChannelOpenFailure::ConnectFailed).await;
             return;
         }
         Err(_) => {
-            tracing::debug!(%host, port, "direct-tcpip connect timed out");
+            tracing::debug!(?host, port, "direct-tcpip connect timed out");
             reply.reject(ChannelOpenFailure::ConnectFailed).await;
             return;
         }
