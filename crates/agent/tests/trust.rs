@@ -322,3 +322,53 @@ fn command_line_refusals() {
     let err = run(&["--api-addr", "127.0.0.1:0", "--allow-origin", "https://x.example/path"]);
     assert!(err.contains("--allow-origin"), "{err}");
 }
+
+/// Kills the agent by PID when the test ends, even on panic.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_command_line_wires_the_trust_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("gateway-secret");
+    std::fs::write(&secret, "s3cret-from-file\nignored second line\n").unwrap();
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sandbox-agent"))
+            .args(["--api-addr", "127.0.0.1:0", "--workspace"])
+            .arg(dir.path())
+            .arg("--gateway-secret-file")
+            .arg(&secret)
+            .args([
+                "--allow-sub",
+                "alice",
+                "--allow-group",
+                "devs",
+                "--allow-origin",
+                "https://ide.example.com",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.0.stdout.take().unwrap()), &mut line)
+        .unwrap();
+    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let gw = ("X-Sandbox-Gateway-Secret", "s3cret-from-file");
+    assert_eq!(request(port, "GET", "/api/ssh-port", &[ALICE], "").await.0, 403, "no secret");
+    assert_eq!(request(port, "GET", "/api/ssh-port", &[ALICE, gw], "").await.0, 200);
+    let carol = [gw, ("X-Forwarded-Sub", "carol"), ("X-Forwarded-Groups", "devs")];
+    assert_eq!(request(port, "GET", "/api/ssh-port", &carol, "").await.0, 200);
+    assert_eq!(request(port, "GET", "/api/ssh-port", &[gw, ("X-Forwarded-Sub", "bob")], "").await.0, 403);
+    let page = ("Origin", "https://ide.example.com");
+    assert_eq!(request(port, "GET", "/api/ssh-port", &[gw, ALICE, page], "").await.0, 200);
+    let other = ("Origin", "https://other.example.com");
+    assert_eq!(request(port, "GET", "/api/ssh-port", &[gw, ALICE, other], "").await.0, 403);
+}
