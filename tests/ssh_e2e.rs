@@ -407,3 +407,31 @@ fn proxy_stdio_carries_one_connection_on_stdin_and_stdout() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).ends_with("hello from the pod: /via-stdio"), "{}", stdout(&o));
 }
+
+/// Host blocks the original Go tool wrote call us with Go-flag spellings: single-dash long
+/// flags, `-flag=value`, and `proxy --ssh --port N` (where --ssh wins). ssh must still get in,
+/// and stdout must carry nothing but the tunnel.
+#[test]
+fn the_original_tools_command_line_keeps_working() {
+    let s = Setup::new();
+    ok(&s.ssh_setup("orig"));
+    let bin = sandbox_tests::bin("sandbox-forward").display().to_string();
+    let (url, tf) = (s.gateway.url(), s.token_file());
+    for form in [
+        format!("ProxyCommand={bin} proxy -ssh -server {url} -bearer-file {tf}"),
+        format!("ProxyCommand={bin} proxy -server={url} -bearer-file={tf} -ssh=true"),
+        format!("ProxyCommand={bin} proxy --ssh --port 2222 --server {url} --bearer-file {tf}"),
+    ] {
+        assert_eq!(ok(&s.ssh(&["-o", &form, "orig", "echo via-original"])), "via-original\n", "{form}");
+    }
+    // --ssh wins over --port, with a warning on stderr; stdout is the tunnel alone (ssh's banner).
+    let o = run(s.home.cli(&["proxy", "--ssh", "--port", "2222", "--server", &url, "--bearer-file", &tf]), T);
+    assert!(stdout(&o).starts_with("SSH-2.0-"), "{:?}", stdout(&o));
+    assert!(stderr(&o).contains("--port is ignored with --ssh"), "{}", stderr(&o));
+    // The original's version spellings.
+    let version = ok(&run(s.home.cli(&["version"]), T));
+    assert!(version.starts_with("sandbox-forward ") && version.lines().count() == 1, "{version}");
+    for flag in ["-v", "-version", "--version"] {
+        assert_eq!(ok(&run(s.home.cli(&[flag]), T)), version, "{flag}");
+    }
+}

@@ -110,8 +110,9 @@ pub struct ProxyArgs {
     /// Sandbox server URL.
     #[arg(long, required_unless_present = "sandbox")]
     pub server: Option<String>,
-    /// Carry an SSH connection on stdin/stdout (for ssh's ProxyCommand).
-    #[arg(long, conflicts_with_all = ["port", "local_port", "stdio"])]
+    /// Carry an SSH connection on stdin/stdout (for ssh's ProxyCommand). As with the original
+    /// tool, it wins over --port, --local-port and --stdio (which are then ignored, with a warning).
+    #[arg(long)]
     pub ssh: bool,
     /// Port inside the sandbox to reach.
     #[arg(long, required_unless_present = "ssh", value_parser = clap::value_parser!(u16).range(1024..))]

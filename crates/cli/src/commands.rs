@@ -216,6 +216,16 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     let (endpoint, pin) = proxy_target(&args).await?;
     let api = ApiClient::new(endpoint)?;
     if args.ssh {
+        // The original lets --ssh win; stdout is ssh's, so the warning goes to stderr.
+        for (given, flag) in [
+            (args.port.is_some(), "--port"),
+            (args.local_port.is_some(), "--local-port"),
+            (args.stdio, "--stdio"),
+        ] {
+            if given {
+                eprintln!("sandbox-forward: warning: {flag} is ignored with --ssh");
+            }
+        }
         // Pipes from ssh are driven by the reactor directly (no blocking-pool hop per packet).
         let run = ssh_proxy::run(&api, pin.as_ref(), stdio::stdin(), stdio::stdout());
         let outcome = until_hangup_settles(run).await?;

@@ -2,12 +2,13 @@
 
 mod cli;
 mod commands;
+mod compat;
 mod environment;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(compat::normalise_args(std::env::args_os()));
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
