@@ -63,6 +63,18 @@ struct Args {
     /// Turn off /api/port-forward.
     #[arg(long)]
     no_port_forward: bool,
+    /// HTTP connections (tunnels included) open at once; more wait in the listen backlog until
+    /// one closes. Default: a quarter of the open-file limit (RLIMIT_NOFILE) less a reserve.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// Seconds a client may take to send a request's headers, and a kept-alive connection may
+    /// stay idle, before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds from a request's headers to its response, body included; a slower request gets
+    /// 408 and its connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout: u64,
 }
 
 /// One thread: a tunnelled ssh packet passes from the WebSocket pump to the SSH server task and
@@ -136,7 +148,20 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         on_signal.cancel();
     });
-    sandbox_agent::run(listener, config, shutdown).await?;
+    let limits = sandbox_agent::http::Limits {
+        max_connections: args
+            .max_connections
+            .map_or_else(sandbox_agent::http::default_max_connections, |n| n as usize),
+        header_timeout: std::time::Duration::from_secs(args.header_timeout),
+        request_timeout: std::time::Duration::from_secs(args.request_timeout),
+    };
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_timeout_s = args.header_timeout,
+        request_timeout_s = args.request_timeout,
+        "HTTP limits"
+    );
+    sandbox_agent::run_with(listener, config, limits, shutdown).await?;
     Ok(())
 }
 

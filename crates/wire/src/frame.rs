@@ -173,15 +173,27 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
     p
 }
 
-/// Reads a Close payload: `(1005, "")` when it carries no code (RFC 6455 §7.1.5).
+/// Whether a peer may send `code` in a Close frame (RFC 6455 §7.4): the defined codes (1012–1014
+/// were registered with IANA since) and 3000–4999; never 1004–1006, 1015, other 1xxx/2xxx
+/// codes, or anything below 1000 or above 4999.
+pub fn close_code_allowed(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// Reads a Close payload: `(1005, "")` when it carries no code (RFC 6455 §7.1.5). A code a
+/// peer may not send ([`close_code_allowed`]) is a protocol error.
 pub fn parse_close(payload: &[u8]) -> Result<(u16, String), ProtocolError> {
     match payload {
         [] => Ok((1005, String::new())),
         [_] => Err(ProtocolError("close frame with a 1-byte payload")),
         [a, b, reason @ ..] => {
+            let code = u16::from_be_bytes([*a, *b]);
+            if !close_code_allowed(code) {
+                return Err(ProtocolError("close frame with a code no endpoint may send"));
+            }
             let reason =
                 std::str::from_utf8(reason).map_err(|_| ProtocolError("close reason is not UTF-8"))?;
-            Ok((u16::from_be_bytes([*a, *b]), reason.to_owned()))
+            Ok((code, reason.to_owned()))
         }
     }
 }
@@ -244,6 +256,12 @@ mod tests {
         assert_eq!(parse_close(&close_payload(1011, "dial failed")), Ok((1011, "dial failed".into())));
         assert_eq!(parse_close(&[]), Ok((1005, String::new())));
         assert!(parse_close(&[3]).is_err());
+        for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, u16::MAX] {
+            assert!(parse_close(&close_payload(bad, "")).is_err(), "{bad}");
+        }
+        for good in [1000, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4999] {
+            assert_eq!(parse_close(&close_payload(good, "")), Ok((good, String::new())), "{good}");
+        }
         let long = "é".repeat(100);
         let p = close_payload(1000, &long);
         assert!(p.len() <= MAX_CONTROL_PAYLOAD);

@@ -1,8 +1,10 @@
 //! The raw-TCP WebSocket tunnel: its rules and the byte pump both ends run.
 //!
 //! Rules (from the original server): raw bytes travel in **binary** messages of at most
-//! [`MAX_MESSAGE`] bytes; text messages are ignored; EOF on either side closes with 1000; a
-//! failed dial on the pod closes with 1011 "dial failed".
+//! [`MAX_MESSAGE`] bytes; EOF on either side closes with 1000; a failed dial on the pod closes
+//! with 1011 "dial failed". A client's text message closes the tunnel with 1003 (a client
+//! ignores a server's, as the original contract says); a Close with a code no endpoint may
+//! send, like any other protocol error, with 1002.
 //!
 //! Why a pump of our own instead of a WebSocket library's message API: a tunnel is a byte
 //! stream, not a sequence of messages. Message APIs read each message into a fresh buffer and
@@ -37,6 +39,8 @@ pub const DIAL_FAILED: &str = "dial failed";
 pub const CLOSE_NORMAL: u16 = 1000;
 /// Close code for a peer that broke the protocol.
 pub const CLOSE_PROTOCOL: u16 = 1002;
+/// Close code for a message kind a tunnel does not carry (a client's text message).
+pub const CLOSE_UNSUPPORTED: u16 = 1003;
 /// Close code for "the server could not do it" (a failed dial).
 pub const CLOSE_ERROR: u16 = 1011;
 /// The code a Close frame without a payload stands for.
@@ -159,6 +163,9 @@ pub enum SpliceError {
     /// The peer broke RFC 6455.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    /// The client sent a message kind a tunnel does not carry (text).
+    #[error("the other end sent a {0}, which a tunnel does not carry")]
+    Unsupported(&'static str),
     /// The peer closed with a code other than 1000.
     #[error("{}", describe_close(*.code, .reason))]
     Closed { code: u16, reason: String },
@@ -318,17 +325,22 @@ where
         loop {
             let progress = match self.step(cx) {
                 Ok(p) => p,
-                Err(SpliceError::Protocol(e)) => {
+                Err(e @ (SpliceError::Protocol(_) | SpliceError::Unsupported(_))) => {
                     // Tell the peer why, if the socket takes it right away; then give up.
+                    let (code, reason) = match &e {
+                        SpliceError::Unsupported(what) => (CLOSE_UNSUPPORTED, *what),
+                        SpliceError::Protocol(p) => (CLOSE_PROTOCOL, p.0),
+                        _ => unreachable!("matched above"),
+                    };
                     let close = frame::control_frame(
                         OpCode::Close,
-                        &frame::close_payload(CLOSE_PROTOCOL, e.0),
+                        &frame::close_payload(code, reason),
                         self.role.mask(),
                     );
                     if self.up_written == 0 && self.control_written == 0 {
                         let _ = Pin::new(&mut self.ws).poll_write(cx, &close);
                     }
-                    return Poll::Ready(Err(SpliceError::Protocol(e)));
+                    return Poll::Ready(Err(e));
                 }
                 Err(e) => return Poll::Ready(Err(e)),
             };
@@ -657,6 +669,9 @@ where
                 OpCode::Continuation => !self.text_message,
                 _ if self.in_message => {
                     return Err(ProtocolError("new message inside a fragmented one").into())
+                }
+                OpCode::Text if self.role == Role::Server => {
+                    return Err(SpliceError::Unsupported("text message"))
                 }
                 op => {
                     self.text_message = op == OpCode::Text;

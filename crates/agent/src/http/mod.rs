@@ -3,6 +3,7 @@
 //! Plain hyper rather than a framework: three routes, and the WebSocket upgrade is done by hand
 //! so the tunnel runs on the same tungstenite as the client (one code path in `sandbox-wire`).
 
+mod connections;
 mod identity;
 pub mod jwt;
 mod keys;
@@ -16,16 +17,19 @@ use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use sandbox_wire::api::{SshPortResponse, AUTHORIZED_KEYS_PATH, PORT_FORWARD_PATH, SSH_PORT_PATH};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::Untrusted;
 use crate::authorized_keys::AuthorizedKeys;
 use crate::{AgentConfig, GatewaySecret};
+use connections::{AcceptFailures, ConnectionSlot};
 
+pub use connections::{default_max_connections, Limits};
 pub use identity::{Authenticator, Identity, Rejection};
 pub use jwt::JwtValidator;
 
@@ -89,33 +93,81 @@ pub(crate) fn text(status: StatusCode, body: &str) -> Response<Body> {
         .expect("static response parts are valid")
 }
 
-/// Serves HTTP/1.1 (with upgrades) on `listener` until `shutdown`.
+/// Serves HTTP/1.1 (with upgrades) on `listener` until `shutdown`, with the default [`Limits`].
 pub async fn serve(listener: TcpListener, state: State, shutdown: CancellationToken) -> std::io::Result<()> {
+    serve_with(listener, state, Limits::default(), shutdown).await
+}
+
+/// Serves HTTP/1.1 (with upgrades) on `listener` until `shutdown`, within `limits` (see the
+/// `connections` module). Returns an error only when the listener itself is unusable.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: State,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    let mut failures = AcceptFailures::default();
     loop {
+        // A slot first: at the cap, new connections wait in the listen backlog.
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = shutdown.cancelled() => return Ok(()),
+        };
         let (socket, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok(c) => c,
+                Ok(c) => {
+                    failures.recovered();
+                    c
+                }
+                Err(e) if crate::ssh::is_fatal_accept_error(&e) => return Err(e),
                 Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    let open = limits.max_connections.saturating_sub(slots.available_permits() + 1);
+                    let pause = failures.failed(&e, open);
+                    drop(permit);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.cancelled() => return Ok(()),
+                    }
                     continue;
                 }
             },
             _ = shutdown.cancelled() => return Ok(()),
         };
         let _ = socket.set_nodelay(true);
+        let slot = ConnectionSlot::new(permit);
         let state = state.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
+        let request_timeout = limits.request_timeout;
+        let conn = http1.serve_connection(
+            TokioIo::new(socket),
+            service_fn(move |mut req: Request<Incoming>| {
+                // A tunnel keeps the connection's slot for as long as it runs.
+                req.extensions_mut().insert(slot.clone());
                 let state = state.clone();
                 let shutdown = shutdown.clone();
-                async move { Ok::<_, Infallible>(route(req, &state, shutdown).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(socket), service)
-                .with_upgrades();
-            if let Err(e) = conn.await {
+                async move {
+                    let response =
+                        match tokio::time::timeout(request_timeout, route(req, &state, shutdown)).await {
+                            Ok(response) => response,
+                            Err(_) => {
+                                tracing::info!(%peer, "request not complete in {request_timeout:?}: closing");
+                                let mut response =
+                                    text(StatusCode::REQUEST_TIMEOUT, "request body not received in time");
+                                response
+                                    .headers_mut()
+                                    .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+                                response
+                            }
+                        };
+                    Ok::<_, Infallible>(response)
+                }
+            }),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });

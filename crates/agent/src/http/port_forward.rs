@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
-use http::{header, Request, Response, StatusCode};
+use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use sandbox_wire::api::FORWARDABLE_PORTS;
@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tungstenite::handshake::derive_accept_key;
 
+use super::connections::ConnectionSlot;
 use super::{text, Body, Identity};
 use crate::access::Untrusted;
 use crate::ssh::SshInjector;
@@ -27,6 +28,11 @@ pub fn upgrade(
     shutdown: CancellationToken,
     ssh: Option<(u16, SshInjector)>,
 ) -> Response<Body> {
+    // RFC 6455 §4.1: the opening handshake is a GET; any other method carrying upgrade
+    // headers is not one, and must not become a tunnel.
+    if req.method() != Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: a tunnel is opened with GET");
+    }
     let Some(port) = requested_port(req.uri().query().unwrap_or("")) else {
         return text(StatusCode::BAD_REQUEST, "invalid port");
     };
@@ -52,8 +58,11 @@ pub fn upgrade(
             .expect("static response parts are valid");
     }
     let accept = derive_accept_key(key.as_bytes());
+    // The tunnel keeps its connection's place under the connection cap until it ends.
+    let slot = req.extensions_mut().remove::<ConnectionSlot>();
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
+        let _slot = slot;
         let io = match upgrade.await {
             Ok(io) => TokioIo::new(io),
             Err(e) => return tracing::debug!("upgrade failed: {e}"),

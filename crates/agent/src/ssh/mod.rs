@@ -170,7 +170,7 @@ impl SshServer {
 }
 
 /// Errors meaning the listener itself is unusable, as opposed to one failed accept.
-fn is_fatal_accept_error(e: &std::io::Error) -> bool {
+pub(crate) fn is_fatal_accept_error(e: &std::io::Error) -> bool {
     use rustix::io::Errno;
     const EBADF: i32 = Errno::BADF.raw_os_error();
     const EINVAL: i32 = Errno::INVAL.raw_os_error();
