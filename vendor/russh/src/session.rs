@@ -335,6 +335,36 @@ impl Encrypted {
         Ok(false)
     }
 
+    /// Counts received data against the channel's window without reopening it (manual window
+    /// mode). `false`: the data exceeds what the window allows and must be dropped.
+    pub(crate) fn consume_window(&mut self, channel: ChannelId, data: &[u8]) -> bool {
+        match self.channels.get_mut(&channel) {
+            Some(channel) if data.len() as u32 <= channel.sender_window_size => {
+                channel.sender_window_size -= data.len() as u32;
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
+    }
+
+    /// Reopens `amount` bytes of the channel's window (manual window mode).
+    pub(crate) fn grant_window(&mut self, channel: ChannelId, amount: u32) -> Result<(), crate::Error> {
+        if let Some(channel) = self.channels.get_mut(&channel) {
+            let amount = amount.min(u32::MAX - channel.sender_window_size);
+            if amount == 0 {
+                return Ok(());
+            }
+            push_packet!(self.write, {
+                self.write.push(msg::CHANNEL_WINDOW_ADJUST);
+                channel.recipient_channel.encode(&mut self.write)?;
+                amount.encode(&mut self.write)?;
+            });
+            channel.sender_window_size += amount;
+        }
+        Ok(())
+    }
+
     fn flush_channel(
         write: &mut Vec<u8>,
         channel: &mut ChannelParams,

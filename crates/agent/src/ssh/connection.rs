@@ -12,9 +12,11 @@ use futures_util::FutureExt;
 use russh::keys::{HashAlg, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Pty};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::env::{accept_client_var, MAX_CLIENT_VARS};
 use super::forward::{self, RemoteForward};
+use super::inbox::Window;
 use super::pty::{PtyRequest, WinSize};
 use super::session::{self, SessionSpec};
 use super::sftp;
@@ -23,12 +25,19 @@ use crate::access::Untrusted;
 
 /// Session channels a client may hold open before starting them.
 const MAX_PENDING_SESSIONS: usize = 64;
+/// Channels of any kind open at once on one connection (OpenSSH multiplexing or an IDE uses a
+/// handful to a few dozen). Each may hold up to one window of unconsumed input
+/// (`inbox::WINDOW`), so this bounds a connection's buffers at 128 MiB.
+pub(crate) const MAX_CHANNELS: usize = 64;
 /// Concurrent `tcpip-forward` listeners per connection.
 const MAX_REMOTE_FORWARDS: usize = 64;
 
 /// A session channel that has not started a shell, command or subsystem yet.
 struct PendingSession {
     channel: Channel<Msg>,
+    window: Window,
+    /// The channel's place under `MAX_CHANNELS`, held until its task ends.
+    slot: OwnedSemaphorePermit,
     pty: Option<PtyRequest>,
     env: Vec<(String, String)>,
 }
@@ -40,7 +49,9 @@ impl PendingSession {
     /// the connection. Only data sent before the session starts (which has
     /// nowhere to go) can be lost.
     fn discard_backlog(&mut self) {
-        while let Some(Some(_)) = self.channel.wait().now_or_never() {}
+        while let Some(Some(msg)) = self.channel.wait().now_or_never() {
+            self.window.consumed_msg(&msg);
+        }
     }
 }
 
@@ -52,6 +63,8 @@ pub(crate) struct Connection {
     authenticated: Arc<AtomicBool>,
     subject: Option<String>,
     pending: HashMap<ChannelId, PendingSession>,
+    /// `MAX_CHANNELS` places; each open channel's task holds one.
+    channel_slots: Arc<Semaphore>,
     /// `ssh -R` listeners, stopped when removed or when the connection ends.
     remote_forwards: HashMap<(String, u32), RemoteForward>,
 }
@@ -70,6 +83,7 @@ impl Connection {
             authenticated,
             subject: None,
             pending: HashMap::new(),
+            channel_slots: Arc::new(Semaphore::new(MAX_CHANNELS)),
             remote_forwards: HashMap::new(),
         }
     }
@@ -122,7 +136,11 @@ impl Connection {
                 tracing::debug!(channel = %id, subject, kind, with_pty, "session started");
                 session.channel_success(id)?;
                 let handle = session.handle();
-                tokio::spawn(running.drive(pending.channel, handle));
+                let PendingSession { channel, window, slot, .. } = pending;
+                tokio::spawn(async move {
+                    running.drive(channel, window, handle).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!(channel = %id, kind, error = %e, "could not start session process");
@@ -189,13 +207,19 @@ impl russh::server::Handler for Connection {
         &mut self,
         channel: Channel<Msg>,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.pending.len() >= MAX_PENDING_SESSIONS {
-            reply.reject(ChannelOpenFailure::ResourceShortage).await;
-            return Ok(());
-        }
-        self.pending.insert(channel.id(), PendingSession { channel, pty: None, env: Vec::new() });
+        let slot = match Arc::clone(&self.channel_slots).try_acquire_owned() {
+            Ok(slot) if self.pending.len() < MAX_PENDING_SESSIONS => slot,
+            _ => {
+                tracing::debug!(peer = %self.peer, "session channel refused: too many channels");
+                reply.reject(ChannelOpenFailure::ResourceShortage).await;
+                return Ok(());
+            }
+        };
+        let window = Window::new(session.handle(), channel.id());
+        self.pending
+            .insert(channel.id(), PendingSession { channel, window, slot, pty: None, env: Vec::new() });
         reply.accept().await;
         Ok(())
     }
@@ -208,11 +232,26 @@ impl russh::server::Handler for Connection {
         _originator_address: &str,
         _originator_port: u32,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
         tracing::debug!(host = host_to_connect, port = port_to_connect, "direct-tcpip requested");
+        let Ok(slot) = Arc::clone(&self.channel_slots).try_acquire_owned() else {
+            tracing::debug!(peer = %self.peer, "direct-tcpip refused: too many channels");
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        };
         // Connecting may take a while; never block the connection's event loop.
-        tokio::spawn(forward::direct_tcpip(channel, reply, host_to_connect.to_owned(), port_to_connect));
+        let open = forward::direct_tcpip(
+            channel,
+            session.handle(),
+            reply,
+            host_to_connect.to_owned(),
+            port_to_connect,
+        );
+        tokio::spawn(async move {
+            open.await;
+            drop(slot);
+        });
         Ok(())
     }
 
@@ -306,7 +345,8 @@ impl russh::server::Handler for Connection {
         pending.discard_backlog();
         session.channel_success(channel)?;
         tracing::debug!(channel = %channel, "sftp subsystem started");
-        sftp::serve(pending.channel, self.ctx.workspace.clone()).await;
+        let PendingSession { channel, window, slot, .. } = pending;
+        sftp::serve(channel, window, slot, self.ctx.workspace.clone()).await;
         Ok(())
     }
 

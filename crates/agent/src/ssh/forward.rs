@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::inbox::Inbox;
+use super::inbox::{Inbox, Window};
 
 /// Bound on connecting to a `direct-tcpip` destination.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -21,7 +21,13 @@ const READ_CHUNK: usize = 32 * 1024;
 /// Connects to `host:port` from the pod and, once connected, accepts the
 /// channel and pipes both ways. Any destination is allowed: the user can
 /// reach it from a shell in the pod anyway.
-pub(crate) async fn direct_tcpip(channel: Channel<Msg>, reply: ChannelOpenHandle, host: String, port: u32) {
+pub(crate) async fn direct_tcpip(
+    channel: Channel<Msg>,
+    handle: Handle,
+    reply: ChannelOpenHandle,
+    host: String,
+    port: u32,
+) {
     let Ok(port) = u16::try_from(port) else {
         reply.reject(ChannelOpenFailure::ConnectFailed).await;
         return;
@@ -42,7 +48,8 @@ pub(crate) async fn direct_tcpip(channel: Channel<Msg>, reply: ChannelOpenHandle
     };
     let _ = stream.set_nodelay(true);
     reply.accept().await;
-    pipe(channel, stream).await;
+    let window = Window::new(handle, channel.id());
+    pipe(channel, window, stream).await;
 }
 
 /// A live `tcpip-forward` listener; dropping it stops accepting.
@@ -97,7 +104,10 @@ async fn accept_loop(
             // The client matches the channel to its forward by the address
             // and port it asked for, so echo those back.
             match handle.channel_open_forwarded_tcpip(address, port, orig_host, orig_port).await {
-                Ok(channel) => pipe(channel, stream).await,
+                Ok(channel) => {
+                    let window = Window::new(handle, channel.id());
+                    pipe(channel, window, stream).await
+                }
                 Err(e) => tracing::debug!(error = %e, "forwarded-tcpip open refused"),
             }
         });
@@ -121,7 +131,9 @@ enum Downstream {
 /// Pipes bytes between `channel` and `stream` with half-close semantics:
 /// EOF on either side is passed on as EOF to the other, and the channel is
 /// closed when both directions are finished or either side fails.
-pub(crate) async fn pipe(channel: Channel<Msg>, stream: TcpStream) {
+/// Data is handed back to `window` once written to the TCP peer: a peer that stops reading
+/// stops the client after one window.
+pub(crate) async fn pipe(channel: Channel<Msg>, window: Window, stream: TcpStream) {
     let (rx, tx) = channel.split();
     let mut inbox = Inbox::spawn(rx);
     let (mut tcp_read, mut tcp_write) = stream.into_split();
@@ -148,12 +160,10 @@ pub(crate) async fn pipe(channel: Channel<Msg>, stream: TcpStream) {
         loop {
             match inbox.recv().await {
                 Some(ChannelMsg::Data { data }) => {
-                    if downstream_eof.load(Ordering::Relaxed) {
-                        continue;
-                    }
-                    if tcp_write.write_all(&data).await.is_err() {
+                    if !downstream_eof.load(Ordering::Relaxed) && tcp_write.write_all(&data).await.is_err() {
                         return Downstream::Failed;
                     }
+                    window.consumed(data.len());
                 }
                 Some(ChannelMsg::Eof) => {
                     downstream_eof.store(true, Ordering::Relaxed);
@@ -163,7 +173,7 @@ pub(crate) async fn pipe(channel: Channel<Msg>, stream: TcpStream) {
                     }
                 }
                 Some(ChannelMsg::Close) | None => return Downstream::Closed,
-                Some(_) => {}
+                Some(other) => window.consumed_msg(&other),
             }
         }
     };

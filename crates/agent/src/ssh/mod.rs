@@ -117,6 +117,10 @@ impl SshServer {
             keepalive_interval: Some(KEEPALIVE_INTERVAL),
             keepalive_max: KEEPALIVE_MAX,
             nodelay: true,
+            // Backpressure: a channel's window reopens only as our side consumes its data
+            // (`inbox::Window`), so a client cannot park more than one window per channel here.
+            manual_window_adjust: true,
+            window_size: inbox::WINDOW,
             ..Default::default()
         };
         let base_env = BaseEnv::from_agent_env(&workspace);

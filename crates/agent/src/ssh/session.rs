@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::env::BaseEnv;
+use super::inbox::{Inbox, Window};
 use super::pty::{self, PtyControl, PtyRequest, WinSize};
 use super::signal::{self, GroupGuard};
 
@@ -108,19 +109,24 @@ impl Running {
     /// exits and its output is drained (then reports the exit and closes the
     /// channel), or until the client closes the channel or disconnects (then
     /// hangs up the process group).
-    pub(crate) async fn drive(self, channel: Channel<Msg>, handle: Handle) {
+    ///
+    /// Input reopens `window` only once written to the process: a process that does not read
+    /// stops the client after one window (`head -c 1G /dev/zero | ssh NAME sleep 30` holds
+    /// the agent at ~2 MiB for that channel, not 1 GiB).
+    pub(crate) async fn drive(self, channel: Channel<Msg>, window: Window, handle: Handle) {
         let Running { mut child, io } = self;
         let id = channel.id();
         let pgid = child.id().and_then(|pid| Pid::from_raw(i32::try_from(pid).ok()?));
         let mut guard = GroupGuard::new(pgid);
-        let (mut rx, tx) = channel.split();
+        let (rx, tx) = channel.split();
+        // Drained by a task of its own, so russh's queue never waits on this loop.
+        let mut rx = Inbox::spawn(rx);
 
         let exited = CancellationToken::new();
         let mut pumps = JoinSet::new();
-        // Unbounded on purpose: russh acknowledges window space as soon as
-        // data arrives, so blocking here would stall the whole connection
-        // (and could deadlock against our own output). The memory is the
-        // authenticated user's own pod.
+        // Unbounded, yet bounded by the channel's window: input reopens it only once `feed`
+        // has written it to the process. Blocking this loop instead would stall the whole
+        // connection (and could deadlock against our own output).
         let (stdin_tx, stdin_rx) = mpsc::unbounded_channel::<Bytes>();
         let is_pty = matches!(io, ChildIo::Pty(_));
         let mut control: Option<PtyControl> = None;
@@ -128,13 +134,13 @@ impl Running {
             ChildIo::Pipes { stdin, stdout, stderr } => {
                 pumps.spawn(pump(stdout, tx.make_writer(), None));
                 pumps.spawn(pump(stderr, tx.make_writer_ext(Some(1)), None));
-                tokio::spawn(feed(stdin, stdin_rx))
+                tokio::spawn(feed(stdin, stdin_rx, window.clone()))
             }
             ChildIo::Pty(master) => {
                 let (reader, writer, ctl) = master.split();
                 control = Some(ctl);
                 pumps.spawn(pump(reader, tx.make_writer(), Some(exited.clone())));
-                tokio::spawn(feed(writer, stdin_rx))
+                tokio::spawn(feed(writer, stdin_rx, window.clone()))
             }
         };
         let mut stdin_tx = Some(stdin_tx);
@@ -143,11 +149,12 @@ impl Running {
 
         while exit.is_none() || !pumps_done {
             tokio::select! {
-                msg = rx.wait() => match msg {
+                msg = rx.recv() => match msg {
                     Some(ChannelMsg::Data { data }) => {
-                        if let Some(stdin) = &stdin_tx {
-                            // A send error means the child closed its stdin.
-                            let _ = stdin.send(data);
+                        let len = data.len();
+                        // A send error means the child closed its stdin: the data is dropped.
+                        if stdin_tx.as_ref().is_none_or(|stdin| stdin.send(data).is_err()) {
+                            window.consumed(len);
                         }
                     }
                     // With a PTY, EOF has no meaning for the terminal (sshd
@@ -173,7 +180,7 @@ impl Running {
                         hang_up(child, guard);
                         return;
                     }
-                    Some(_) => {}
+                    Some(other) => window.consumed_msg(&other),
                 },
                 status = child.wait(), if exit.is_none() => {
                     exit = Some(match status {
@@ -282,17 +289,23 @@ where
     let _ = writer.flush().await;
 }
 
-/// Writes channel data to the child's stdin (or PTY) in arrival order; when
-/// the sender is dropped (channel EOF), closes it.
-async fn feed<W>(mut writer: W, mut input: mpsc::UnboundedReceiver<Bytes>)
+/// Writes channel data to the child's stdin (or PTY) in arrival order, reopening `window`
+/// for what is written; when the sender is dropped (channel EOF), closes it.
+async fn feed<W>(mut writer: W, mut input: mpsc::UnboundedReceiver<Bytes>, window: Window)
 where
     W: AsyncWrite + Unpin,
 {
     while let Some(data) = input.recv().await {
         if writer.write_all(&data).await.is_err() {
-            // The child closed its input; drop the rest.
+            // The child closed its input; drop the rest (the window reopens as `drive`
+            // finds the queue closed).
+            window.consumed(data.len());
+            while let Ok(rest) = input.try_recv() {
+                window.consumed(rest.len());
+            }
             return;
         }
+        window.consumed(data.len());
     }
     let _ = writer.shutdown().await;
 }

@@ -17,8 +17,9 @@ use russh_sftp::protocol::{
     Version,
 };
 use russh_sftp::server::StatusReply;
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::inbox::{Inbox, InboxReader};
+use super::inbox::{Inbox, InboxReader, Window};
 
 /// Largest read or write we serve; advertised through `limits@openssh.com`
 /// so OpenSSH clients move ~255 KiB per request instead of 32 KiB. It leaves
@@ -31,13 +32,19 @@ const MAX_HANDLES: usize = 1024;
 /// Directory entries returned per `readdir` reply.
 const READDIR_BATCH: usize = 128;
 
-/// Runs the SFTP server on `channel` in its own task.
-pub(crate) async fn serve(channel: Channel<Msg>, workspace: PathBuf) {
+/// Runs the SFTP server on `channel` in its own task, reopening its `window` as requests are
+/// read; `slot` (the channel's place in the connection's channel cap) is held until it ends.
+pub(crate) async fn serve(
+    channel: Channel<Msg>,
+    window: Window,
+    slot: OwnedSemaphorePermit,
+    workspace: PathBuf,
+) {
     let (read, write) = channel.split();
     let writer = write.make_writer();
     // Not `Channel::into_stream`: the SFTP loop stops reading while it writes
     // a reply, which can deadlock the connection (see `inbox`).
-    let reader = InboxReader::new(Inbox::spawn(read), write);
+    let reader = InboxReader::new(Inbox::spawn(read), window, write, slot);
     let stream = tokio::io::join(reader, writer);
     russh_sftp::server::run(stream, SftpHandler::new(workspace)).await;
 }

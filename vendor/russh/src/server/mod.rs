@@ -99,6 +99,10 @@ pub struct Config {
     pub keepalive_max: usize,
     /// If active, invoke `set_nodelay(true)` on client sockets; disabled by default (i.e. Nagle's algorithm is active).
     pub nodelay: bool,
+    /// (Patched in sandbox-forward.) Reopen a channel's receive window only when the
+    /// application calls [`Handle::grant_window`] for data it has consumed, instead of as soon
+    /// as data arrives; data beyond the window is dropped (RFC 4254 §5.2). Off by default.
+    pub manual_window_adjust: bool,
 }
 
 impl Default for Config {
@@ -126,6 +130,7 @@ impl Default for Config {
             keepalive_interval: None,
             keepalive_max: 3,
             nodelay: false,
+            manual_window_adjust: false,
         }
     }
 }
@@ -153,6 +158,7 @@ impl Debug for Config {
             .field("inactivity_timeout", &self.inactivity_timeout)
             .field("keepalive_interval", &self.keepalive_interval)
             .field("keepalive_max", &self.keepalive_max)
+            .field("manual_window_adjust", &self.manual_window_adjust)
             .finish()
     }
 }

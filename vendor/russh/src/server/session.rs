@@ -84,6 +84,11 @@ pub enum Msg {
         language_tag: String,
     },
     Channel(ChannelId, ChannelMsg),
+    /// (Patched in sandbox-forward.) Reopen `amount` bytes of a channel's receive window.
+    GrantWindow {
+        id: ChannelId,
+        amount: u32,
+    },
     ChannelOpenReply {
         pending: PendingChannelOpen,
         result: Result<(), ChannelOpenFailure>,
@@ -116,6 +121,15 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// (Patched in sandbox-forward.) With [`super::Config::manual_window_adjust`], reopens
+    /// `amount` bytes of channel `id`'s receive window, for data the application has consumed.
+    /// Never waits; an error means the session is gone.
+    pub fn grant_window(&self, id: ChannelId, amount: u32) -> Result<(), ()> {
+        self.priority_sender
+            .send(Msg::GrantWindow { id, amount })
+            .map_err(|_| ())
+    }
+
     /// Send data to the session referenced by this handler.
     pub async fn data(
         &self,
@@ -531,6 +545,11 @@ impl Session {
                 },
             ) => {
                 self.exit_signal_request(id, signal_name, core_dumped, &error_message, &lang_tag)?;
+            }
+            Msg::GrantWindow { id, amount } => {
+                if let Some(ref mut enc) = self.common.encrypted {
+                    enc.grant_window(id, amount)?;
+                }
             }
             Msg::Channel(id, ChannelMsg::WindowAdjusted { new_size }) => {
                 debug!("window adjusted to {new_size:?} for channel {id:?}");
