@@ -435,3 +435,155 @@ fn the_original_tools_command_line_keeps_working() {
         assert_eq!(ok(&run(s.home.cli(&[flag]), T)), version, "{flag}");
     }
 }
+
+/// The original sandbox server, as far as the client can tell: the API of `upstream` (an agent
+/// trusting `X-Forwarded-Sub`) with the subject set as a routing service would, and
+/// `/api/ssh-port` answering `{"port": N}` alone — no `host_key`. One request per connection
+/// (`Connection: close`); a WebSocket upgrade is relayed byte for byte. Counts key
+/// registrations. Its threads end with the test process.
+struct OriginalServer {
+    port: u16,
+    registrations: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl OriginalServer {
+    fn start(upstream: u16) -> OriginalServer {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let registrations = Arc::new(AtomicUsize::new(0));
+        let counter = registrations.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut client = client;
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if client.read(&mut byte).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let mut lines: Vec<&str> = text.trim_end().split("\r\n").collect();
+                    let request_line = lines.remove(0).to_owned();
+                    let length: usize = lines
+                        .iter()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; length];
+                    client.read_exact(&mut body).unwrap();
+                    let upgrade = lines.iter().any(|l| l.to_ascii_lowercase().starts_with("upgrade:"));
+                    let mut headers: Vec<String> = lines
+                        .iter()
+                        .filter(|l| {
+                            let l = l.to_ascii_lowercase();
+                            !l.starts_with("x-forwarded-") && (upgrade || !l.starts_with("connection:"))
+                        })
+                        .map(|l| l.to_string())
+                        .collect();
+                    headers.push("X-Forwarded-Sub: alice".into());
+                    if !upgrade {
+                        headers.push("Connection: close".into());
+                    }
+                    if request_line.starts_with("POST /api/ssh-authorized-keys") {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let mut up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                    up.write_all(format!("{request_line}\r\n{}\r\n\r\n", headers.join("\r\n")).as_bytes()).unwrap();
+                    up.write_all(&body).unwrap();
+                    if upgrade {
+                        let (mut a, mut b) = (client.try_clone().unwrap(), up.try_clone().unwrap());
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut a, &mut b);
+                            let _ = b.shutdown(std::net::Shutdown::Write);
+                        });
+                        let _ = std::io::copy(&mut up, &mut client);
+                        let _ = client.shutdown(std::net::Shutdown::Write);
+                        return;
+                    }
+                    let mut answer = Vec::new();
+                    up.read_to_end(&mut answer).unwrap();
+                    if request_line.starts_with("GET /api/ssh-port") {
+                        let text = String::from_utf8_lossy(&answer);
+                        let json: serde_json::Value =
+                            serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+                        let body = format!("{{\"port\":{}}}", json["port"]);
+                        answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .into_bytes();
+                    }
+                    let _ = client.write_all(&answer);
+                });
+            }
+        });
+        OriginalServer { port, registrations }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn registrations(&self) -> usize {
+        self.registrations.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Restarts the agent on its port, as a pod restart does: new SSH port, registered keys gone.
+fn restart(agent: &mut Agent) {
+    let (port, workspace) = (agent.port, agent.workspace.clone());
+    drop(std::mem::replace(agent, Agent::start(&workspace, 0, &[])));
+    *agent = Agent::start(&workspace, port, &[]);
+}
+
+#[test]
+fn without_host_keys_a_pod_restart_is_noticed_by_its_new_ssh_port() {
+    let workspace = tempfile::tempdir().unwrap();
+    let mut agent = Agent::start(workspace.path(), 0, &[]);
+    let server = OriginalServer::start(agent.port);
+    let home = Home::new();
+    let out = ok(&run(home.cli(&["ssh-setup", "orig", "--server", &server.url()]), T));
+    assert!(out.contains("does not publish its SSH host key"), "{out}");
+    assert_eq!(server.registrations(), 1);
+    let ssh = |cmd: &str| run(home.ssh("ssh", &["orig", cmd]), T);
+    assert_eq!(ok(&ssh("echo one")), "one\n");
+    assert_eq!(server.registrations(), 1, "a connection to the same pod registers nothing");
+
+    restart(&mut agent);
+    assert_eq!(ok(&ssh("echo two")), "two\n");
+    assert_eq!(server.registrations(), 2, "re-registered once after the restart");
+    assert_eq!(ok(&ssh("echo three")), "three\n");
+    assert_eq!(server.registrations(), 2, "and not again");
+    assert!(ok(&run(home.cli(&["status", "orig"]), T)).contains("key accepted:  yes"));
+}
+
+#[test]
+fn status_and_doctor_name_the_fix_when_the_key_is_refused() {
+    let workspace = tempfile::tempdir().unwrap();
+    let mut agent = Agent::start(workspace.path(), 0, &[]);
+    let server = OriginalServer::start(agent.port);
+    let home = Home::new();
+    ok(&run(home.cli(&["ssh-setup", "gone", "--server", &server.url()]), T));
+    assert_eq!(ok(&run(home.cli(&["doctor", "--check"]), T)), "Everything is in order.\n");
+    // The pod restarts and the port recorded at registration matches it anyway (the key is
+    // gone but nothing can tell): ssh is refused, and both commands say what to run.
+    restart(&mut agent);
+    let answer = http_get(server.port, "/api/ssh-port");
+    let json: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    std::fs::write(home.path().join(".config/sandbox/known_hosts/gone.port"), format!("{}\n", json["port"])).unwrap();
+    let o = run(home.cli(&["status", "gone"]), T);
+    assert!(!o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("key accepted:  no") && out.contains("Permission denied"), "{out}");
+    assert!(out.contains("run `sandbox-forward ssh-setup gone` (or Connect in the app)"), "{out}");
+    let o = run(home.cli(&["doctor", "--check"]), T);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(!out.contains("Everything is in order"), "{out}");
+    assert!(out.contains("sandbox gone: `ssh gone` is refused") && out.contains("ssh-setup gone"), "{out}");
+}

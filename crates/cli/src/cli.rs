@@ -92,6 +92,9 @@ pub enum Command {
         /// Only report; change nothing (exit status 1 when something needs repair).
         #[arg(long)]
         check: bool,
+        /// Skip the network check (does the server accept each sandbox's key).
+        #[arg(long)]
+        offline: bool,
     },
     /// Print the version.
     Version,

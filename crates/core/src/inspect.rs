@@ -52,6 +52,8 @@ pub enum Problem {
     MissingBlock(SandboxName),
     /// A profile without key: needs `ssh-setup` again.
     MissingKey(SandboxName),
+    /// Everything is in place but `ssh NAME` is refused (a network check): ssh's reason.
+    KeyNotAccepted { name: SandboxName, detail: String },
 }
 
 impl fmt::Display for Problem {
@@ -68,12 +70,21 @@ impl fmt::Display for Problem {
             Problem::OrphanBlock(n) => write!(f, "Host {n}: no key or settings left for it"),
             Problem::OrphanKey(n) => write!(f, "key {n}: no sandbox settings or Host block use it"),
             Problem::MissingBlock(n) => write!(f, "sandbox {n}: its Host block is missing"),
+            Problem::KeyNotAccepted { name, detail } => {
+                write!(f, "sandbox {name}: `ssh {name}` is refused ({detail}); {}", access_fix(name))
+            }
             Problem::MissingKey(n) => write!(
                 f,
                 "sandbox {n}: its key is missing; run `sandbox-forward ssh-setup {n} --server URL …` again"
             ),
         }
     }
+}
+
+/// What makes a refused `ssh NAME` work again: a new key registered from the command line, or
+/// the app's Connect (which re-registers the key it has).
+pub fn access_fix(name: &SandboxName) -> String {
+    format!("run `sandbox-forward ssh-setup {name}` (or Connect in the app)")
 }
 
 impl Installation {

@@ -43,6 +43,13 @@ impl Paths {
         self.config_dir.join("known_hosts").join(name.as_str())
     }
 
+    /// The SSH port the pod reported when our key was last registered (a decimal number). For a
+    /// server that publishes no host key (the original), a different port means the pod
+    /// restarted and lost the key.
+    pub fn registered_ssh_port(&self, name: &SandboxName) -> PathBuf {
+        self.config_dir.join("known_hosts").join(format!("{name}.port"))
+    }
+
     /// Directory of the sandbox profiles (server URL and auth settings).
     pub fn profiles_dir(&self) -> PathBuf {
         self.config_dir.join("sandboxes")

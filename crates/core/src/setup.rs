@@ -154,6 +154,7 @@ impl Installation {
             alias: name.clone(),
             known_hosts: self.paths.known_hosts(name),
             public_key: keys::read_public(&self.paths, name)?,
+            registered_port: self.paths.registered_ssh_port(name),
         })
     }
 
@@ -183,7 +184,7 @@ impl Installation {
         api.register_key(staged.public_line()).await?;
         staged.commit()?;
         self.profiles().save(name, &profile)?;
-        self.pin_and_write_block(&editor, name, host_key.as_deref(), rotated)
+        self.pin_and_write_block(&editor, name, host_key.as_deref(), info.port, rotated)
     }
 
     /// Makes `ssh NAME` work for a stored sandbox, keeping its key: registers the existing
@@ -205,18 +206,22 @@ impl Installation {
         let info = api.ssh_port().await?;
         let host_key = info.host_key.as_deref().map(known_hosts::normalise).transpose()?;
         api.register_key(&public_key).await?;
-        self.pin_and_write_block(&editor, name, host_key.as_deref(), false)
+        self.pin_and_write_block(&editor, name, host_key.as_deref(), info.port, false)
     }
 
-    /// The last steps of a setup, once the server holds our key: pin (or unpin) the host key and
-    /// write the block to match.
+    /// The last steps of a setup, once the server holds our key: pin (or unpin) the host key,
+    /// record the SSH port it was registered at, and write the block to match.
     fn pin_and_write_block(
         &self,
         editor: &SshConfigEditor,
         name: &SandboxName,
         host_key: Option<&str>,
+        ssh_port: u16,
         rotated: bool,
     ) -> Result<SetupReport, SetupError> {
+        let port_file = self.paths.registered_ssh_port(name);
+        crate::ssh_proxy::record_registered_port(&port_file, ssh_port)
+            .map_err(|source| ProfileError::Io { action: "write", path: port_file, source })?;
         let known_hosts = self.paths.known_hosts(name);
         match host_key {
             Some(key) => known_hosts::pin(&known_hosts, name, key)?,
@@ -241,6 +246,7 @@ impl Installation {
         found |= self.ssh_config().remove(name)?;
         found |= keys::remove(&self.paths, name)?;
         found |= crate::fsutil::remove_file(&self.paths.known_hosts(name)).unwrap_or(false);
+        let _ = crate::fsutil::remove_file(&self.paths.registered_ssh_port(name));
         found |= self.profiles().remove(name)?;
         Ok(found)
     }

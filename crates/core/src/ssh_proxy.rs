@@ -20,6 +20,22 @@ pub struct HostPin {
     pub known_hosts: PathBuf,
     /// Our public key line, if the keypair exists.
     pub public_key: Option<String>,
+    /// Where the SSH port seen at our key's registration is kept (see
+    /// [`crate::paths::Paths::registered_ssh_port`]).
+    pub registered_port: PathBuf,
+}
+
+/// The SSH port recorded at the last registration, if any.
+pub fn registered_port(path: &std::path::Path) -> Option<u16> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Records the SSH port our key was registered at.
+pub fn record_registered_port(path: &std::path::Path, port: u16) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    crate::fsutil::write_atomic(path, format!("{port}\n").as_bytes(), 0o644)
 }
 
 /// Why the ProxyCommand failed.
@@ -39,11 +55,12 @@ pub enum SshProxyError {
 /// What happened before the first byte passed, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinOutcome {
-    /// The server sends no host key (original server): nothing pinned.
+    /// No pin to keep (`proxy --ssh --server`, without `--sandbox`).
     NotOffered,
     /// The pinned key matched.
     Unchanged,
-    /// A new host key (the pod restarted): key re-registered and new host key pinned.
+    /// A new host key, or for a server without host keys a new SSH port (the pod restarted):
+    /// key re-registered and the new host key (or port) recorded.
     Renewed,
 }
 
@@ -51,11 +68,26 @@ pub enum PinOutcome {
 ///
 /// A changed host key means a new pod process, which has lost its in-memory authorized keys:
 /// re-registering then — and only then — keeps `ssh NAME` working without growing the key
-/// list of servers that do not de-duplicate.
+/// list of servers that do not de-duplicate. A server without host keys (the original) picks
+/// a fresh SSH port at every start instead, so there a port other than the one recorded at
+/// registration is the sign of a restart.
 pub async fn prepare(api: &ApiClient, pin: Option<&HostPin>) -> Result<(u16, PinOutcome), SshProxyError> {
     let info = api.ssh_port().await?;
-    let (Some(pin), Some(offered)) = (pin, info.host_key.as_deref()) else {
+    let Some(pin) = pin else {
         return Ok((info.port, PinOutcome::NotOffered));
+    };
+    let Some(offered) = info.host_key.as_deref() else {
+        if registered_port(&pin.registered_port) == Some(info.port) {
+            return Ok((info.port, PinOutcome::Unchanged));
+        }
+        if let Some(public_key) = &pin.public_key {
+            api.register_key(public_key).await?;
+        }
+        if let Err(e) = record_registered_port(&pin.registered_port, info.port) {
+            // The connection still works; the next one registers the key once more.
+            tracing::warn!("cannot record the SSH port in {}: {e}", pin.registered_port.display());
+        }
+        return Ok((info.port, PinOutcome::Renewed));
     };
     let offered = known_hosts::normalise(offered)?;
     if known_hosts::pinned(&pin.known_hosts, &pin.alias).as_deref() == Some(offered.as_str()) {
