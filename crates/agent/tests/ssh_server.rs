@@ -252,6 +252,24 @@ async fn session_starts_in_workspace_with_home() {
     assert_eq!(stdout(&out), format!("{ws}\n{ws}\n"));
 }
 
+/// As the original server: the agent's environment (here the test process's, which cargo gave
+/// `CARGO_MANIFEST_DIR`), `SANDBOX_USER` naming whose key opened the session, ssh's own
+/// `SSH_CONNECTION`; no `TERM` without a pty, the pty's with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_env_is_the_agents_plus_sandbox_user() {
+    let f = fixture().await;
+    // printenv, not $TERM: bash gives itself an unexported TERM=dumb when none was passed.
+    let script =
+        "echo \"$SANDBOX_USER|$CARGO_MANIFEST_DIR|${SSH_CONNECTION:+set}|$(printenv TERM || echo none)\"";
+    let out = run(f.ssh(&["-T"], Some(script)), b"", SHORT).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), format!("tester|{}|set|none\n", env!("CARGO_MANIFEST_DIR")), "{}", stderr(&out));
+    let mut with_pty = f.ssh(&["-tt"], Some("printenv TERM"));
+    with_pty.env("TERM", "vt220");
+    let out = run(with_pty, b"", SHORT).await;
+    assert_eq!(stdout(&out).trim_end(), "vt220");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdin_is_piped_through_cat() {
     let f = fixture().await;

@@ -95,11 +95,15 @@ impl Connection {
         }
     }
 
-    /// `SSH_CONNECTION` / `SSH_CLIENT` as sshd sets them; some tools (and
-    /// IDE bootstrap scripts) use them to detect an SSH session.
+    /// `SSH_CONNECTION` / `SSH_CLIENT` as sshd sets them (some tools and IDE bootstrap scripts
+    /// use them to detect an SSH session), and the original server's `SANDBOX_USER`: the
+    /// subject whose key opened the connection.
     fn connection_env(&self) -> Vec<(OsString, OsString)> {
         let (pip, pport) = (self.peer.ip(), self.peer.port());
         let mut vars = Vec::new();
+        if let Some(subject) = &self.subject {
+            vars.push((super::env::SANDBOX_USER.into(), subject.into()));
+        }
         if let Some(local) = self.local {
             let (lip, lport) = (local.ip(), local.port());
             vars.push(("SSH_CONNECTION".into(), format!("{pip} {pport} {lip} {lport}").into()));
