@@ -587,3 +587,50 @@ fn status_and_doctor_name_the_fix_when_the_key_is_refused() {
     assert!(!out.contains("Everything is in order"), "{out}");
     assert!(out.contains("sandbox gone: `ssh gone` is refused") && out.contains("ssh-setup gone"), "{out}");
 }
+
+/// A `Host NAME` block the original tool wrote into ~/.ssh/config: doctor reports it, ssh-setup
+/// moves it into a dated backup (the rest of the file byte for byte as it was), and forget
+/// never brings it back.
+#[test]
+fn the_original_tools_host_block_is_moved_out_and_stays_out() {
+    let s = Setup::new();
+    let key = s.home.path().join(".config/sandbox/keys/mig");
+    let original = format!(
+        "Host mig\n    ProxyCommand sandbox-forward proxy --ssh --server {} --bearer-file {}\n    User sandbox\n    IdentityFile {}\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n",
+        s.gateway.url(),
+        s.token_file(),
+        key.display()
+    );
+    let (before, after) = ("# my hosts\r\nHost work\r\n  User me\r\n\r\n", "\n# kept\nHost later\n  User x");
+    std::fs::create_dir_all(s.home.path().join(".ssh")).unwrap();
+    std::fs::write(s.home.ssh_config(), format!("{before}{original}{after}")).unwrap();
+
+    let o = run(s.home.cli(&["doctor", "--check"]), T);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("original sandbox-forward's `Host mig` block"), "{}", stdout(&o));
+
+    let out = ok(&s.ssh_setup("mig"));
+    assert!(out.contains("Moved the original sandbox-forward's Host mig block out of"), "{out}");
+    let backups: Vec<_> = std::fs::read_dir(s.home.path().join(".ssh"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("config.sandbox-forward-backup-"))
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert!(out.contains(&backups[0].display().to_string()), "{out}");
+    assert!(std::fs::read_to_string(&backups[0]).unwrap().ends_with(&original));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&backups[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    let config = std::fs::read_to_string(s.home.ssh_config()).unwrap();
+    let end = "# END sandbox-forward managed block\r\n";
+    let user_part = &config[config.find(end).unwrap() + end.len()..];
+    assert_eq!(user_part, format!("{before}{after}"), "the rest of the file is unchanged");
+    assert_eq!(ok(&s.ssh(&["mig", "echo migrated"])), "migrated\n");
+    assert_eq!(ok(&run(s.home.cli(&["doctor", "--check"]), T)), "Everything is in order.\n");
+
+    ok(&run(s.home.cli(&["forget", "mig"]), T));
+    assert_eq!(std::fs::read_to_string(s.home.ssh_config()).unwrap(), format!("{before}{after}"));
+    let g = stdout(&s.ssh(&["-G", "mig"]));
+    assert!(!g.contains("sandbox-forward"), "{g}");
+}

@@ -161,6 +161,16 @@ async fn ssh_setup(
             install.paths.ssh_config.display()
         ),
     }
+    if let Some(moved) = &report.legacy_moved {
+        println!(
+            "Moved the original sandbox-forward's Host {name} block out of {} into {} (it would shadow this one)",
+            install.paths.ssh_config.display(),
+            moved.backup.display()
+        );
+    }
+    if let Some(left) = &report.legacy_left {
+        println!("Warning: {left}");
+    }
     let expected = install.host_block(&name, report.host_key_pinned)?.proxy_command;
     let ssh = environment::ssh_binary();
     match effective_proxy_command(&ssh, &install.paths.ssh_config, &name).await {

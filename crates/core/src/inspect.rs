@@ -52,6 +52,8 @@ pub enum Problem {
     MissingBlock(SandboxName),
     /// A profile without key: needs `ssh-setup` again.
     MissingKey(SandboxName),
+    /// A `Host` block the original tool wrote into the user's config.
+    LegacyBlock(SandboxName),
     /// Everything is in place but `ssh NAME` is refused (a network check): ssh's reason.
     KeyNotAccepted { name: SandboxName, detail: String },
 }
@@ -70,6 +72,10 @@ impl fmt::Display for Problem {
             Problem::OrphanBlock(n) => write!(f, "Host {n}: no key or settings left for it"),
             Problem::OrphanKey(n) => write!(f, "key {n}: no sandbox settings or Host block use it"),
             Problem::MissingBlock(n) => write!(f, "sandbox {n}: its Host block is missing"),
+            Problem::LegacyBlock(n) => write!(
+                f,
+                "~/.ssh/config still has the original sandbox-forward's `Host {n}` block; run `sandbox-forward ssh-setup {n} --server URL …` to move it out and set {n} up here"
+            ),
             Problem::KeyNotAccepted { name, detail } => {
                 write!(f, "sandbox {name}: `ssh {name}` is refused ({detail}); {}", access_fix(name))
             }
@@ -134,6 +140,10 @@ impl Installation {
                 note(Problem::BrokenMarkers(e.to_string()), false);
                 return Ok(findings);
             }
+        }
+        // Reported, never moved here: the user may still rely on it, and moving it is ssh-setup's.
+        for name in editor.legacy_hosts()? {
+            note(Problem::LegacyBlock(name), false);
         }
         for state in self.list_with(&blocks) {
             let name = state.name.clone();

@@ -16,8 +16,8 @@ use crate::paths::Paths;
 use crate::profile::{Profile, ProfileError, ProfileStore};
 use crate::server::ServerUrlError;
 use crate::ssh_config::{
-    proxy_command, HostBlock, HostKeyPolicy, IncludeState, IncludeStatus, Platform, SshConfigEditor,
-    SshConfigError,
+    proxy_command, HostBlock, HostKeyPolicy, IncludeState, IncludeStatus, LegacyMoved, Platform,
+    SshConfigEditor, SshConfigError,
 };
 use crate::ssh_proxy::HostPin;
 
@@ -76,6 +76,11 @@ pub struct SetupReport {
     pub host_key_pinned: bool,
     /// What happened to the user's ssh config.
     pub include: IncludeStatus,
+    /// The original tool's `Host NAME` block, moved out of the user's config (it would shadow
+    /// ours, and come back to life with a deleted key on `forget`).
+    pub legacy_moved: Option<LegacyMoved>,
+    /// Why such a block could not be moved (the user must delete it by hand).
+    pub legacy_left: Option<String>,
 }
 
 impl Installation {
@@ -229,8 +234,12 @@ impl Installation {
                 let _ = crate::fsutil::remove_file(&known_hosts);
             }
         }
+        let (legacy_moved, legacy_left) = match editor.move_out_legacy(name) {
+            Ok(moved) => (moved, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         let include = editor.upsert(&self.host_block(name, host_key.is_some())?)?;
-        Ok(SetupReport { rotated, host_key_pinned: host_key.is_some(), include })
+        Ok(SetupReport { rotated, host_key_pinned: host_key.is_some(), include, legacy_moved, legacy_left })
     }
 
     /// Removes a sandbox's key files, pinned host key, sign-in (revoked where possible),

@@ -35,6 +35,14 @@ pub enum SshConfigError {
         #[source]
         source: io::Error,
     },
+    /// The original tool's `Host` block is in a config we may not write.
+    #[error("{path:?} holds a `Host {name}` block written by the original sandbox-forward, which shadows ours, and the file cannot be written; delete that block by hand")]
+    LegacyBlock {
+        /// The user's config.
+        path: PathBuf,
+        /// The alias.
+        name: crate::name::SandboxName,
+    },
     /// A value would change the meaning of the config (a newline, a quote, a `%` token …).
     #[error("{what} cannot go into an ssh config: it {reason}")]
     Unsafe {

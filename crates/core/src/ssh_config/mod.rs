@@ -13,6 +13,7 @@
 
 mod error;
 mod hosts_file;
+pub mod legacy;
 mod markers;
 mod render;
 
@@ -75,6 +76,16 @@ pub struct ManagedHost {
     pub name: SandboxName,
     /// The `ProxyCommand` value as written (with `%` doubled, as [`proxy_command`] renders it).
     pub proxy_command: String,
+}
+
+/// The original tool's `Host` blocks moved out of the user's config (see [`legacy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyMoved {
+    /// The aliases whose blocks were moved.
+    pub names: Vec<SandboxName>,
+    /// The dated backup beside the user's config that now holds them (mode 0600: the original
+    /// put `--bearer` tokens into its ProxyCommands).
+    pub backup: PathBuf,
 }
 
 /// What the user's config needs, worked out before anything is written.
@@ -200,6 +211,65 @@ impl SshConfigEditor {
         let _lock = self.lock()?;
         let plan = self.plan_include(&line)?;
         self.apply(plan, line)
+    }
+
+    /// The aliases of the original tool's `Host` blocks still in the user's config (for
+    /// `doctor`). Reads only.
+    pub fn legacy_hosts(&self) -> Result<Vec<SandboxName>, SshConfigError> {
+        let target = self.user_target()?;
+        let bytes = match fs::read(&target) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(SshConfigError::Read { path: target, source }),
+        };
+        let span = markers::find_block(&bytes).ok().flatten();
+        Ok(legacy::find(&bytes, span.as_ref()).into_iter().map(|b| b.name).collect())
+    }
+
+    /// Moves the original tool's `Host name` block(s) out of the user's config into a dated
+    /// backup beside it (`config.sandbox-forward-backup-YYYYMMDD-HHMMSS`, UTC); every other byte
+    /// of the config stays as it was. `None` when there was none. A config that cannot be
+    /// written is an error naming the block to remove by hand.
+    pub fn move_out_legacy(&self, name: &SandboxName) -> Result<Option<LegacyMoved>, SshConfigError> {
+        let _lock = self.lock()?;
+        let target = self.user_target()?;
+        let bytes = match fs::read(&target) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(SshConfigError::Read { path: target, source }),
+        };
+        let span = markers::find_block(&bytes)
+            .map_err(|e| SshConfigError::Markers { path: self.user_config.clone(), detail: e.detail })?;
+        let blocks: Vec<_> =
+            legacy::find(&bytes, span.as_ref()).into_iter().filter(|b| &b.name == name).collect();
+        if blocks.is_empty() {
+            return Ok(None);
+        }
+        let readonly = fs::metadata(&target).map(|m| m.permissions().readonly()).unwrap_or(false);
+        if is_generated(&target) || readonly {
+            return Err(SshConfigError::LegacyBlock { path: self.user_config.clone(), name: name.clone() });
+        }
+        let (kept, removed) = legacy::cut(&bytes, &blocks);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let file_name = target.file_name().map_or("config".into(), |n| n.to_string_lossy().into_owned());
+        let stem = format!("{file_name}.sandbox-forward-backup-{}", legacy::timestamp(now));
+        let dir = target.parent().unwrap_or(Path::new("."));
+        let backup = (1..)
+            .map(|n| dir.join(if n == 1 { stem.clone() } else { format!("{stem}-{n}") }))
+            .find(|p| !p.exists())
+            .expect("an unused backup name");
+        let header = format!(
+            "# Moved out of {} by sandbox-forward ssh-setup: written by the original sandbox-forward,\n# shadowed by (and replaced with) the block sandbox-forward manages now.\n",
+            target.display()
+        );
+        let mut saved = header.into_bytes();
+        saved.extend_from_slice(&removed);
+        fsutil::write_private(&backup, &saved)
+            .map_err(|source| SshConfigError::Write { path: backup.clone(), source })?;
+        fsutil::write_atomic(&target, &kept, 0o600)
+            .map_err(|source| SshConfigError::Write { path: target, source })?;
+        Ok(Some(LegacyMoved { names: blocks.into_iter().map(|b| b.name).collect(), backup }))
     }
 
     /// Serialises edits across processes (the app and a CLI `ssh-setup` at the same moment):
