@@ -634,3 +634,30 @@ fn the_original_tools_host_block_is_moved_out_and_stays_out() {
     let g = stdout(&s.ssh(&["-G", "mig"]));
     assert!(!g.contains("sandbox-forward"), "{g}");
 }
+
+/// A sandbox added in the app (settings saved, no key or Host block yet) is finished from the
+/// command line with `ssh-setup NAME` alone; until then status and doctor say what the window
+/// says, and how to connect.
+#[test]
+fn a_sandbox_added_in_the_app_is_finished_by_ssh_setup_without_server() {
+    let s = Setup::new();
+    let profiles = s.home.path().join(".config/sandbox/sandboxes");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("app.toml"),
+        format!("server = {:?}\n\n[credentials]\nbearer_file = {:?}\n", s.gateway.url(), s.token_file()),
+    )
+    .unwrap();
+    let o = run(s.home.cli(&["status", "app", "--offline"]), T);
+    assert!(stdout(&o).contains("not connected — run `sandbox-forward ssh-setup app`"), "{}", stdout(&o));
+    let o = run(s.home.cli(&["doctor", "--check"]), T);
+    assert!(stdout(&o).contains("sandbox app: not connected"), "{}", stdout(&o));
+    assert_eq!(o.status.code(), Some(1));
+
+    let out = ok(&run(s.home.cli(&["ssh-setup", "app"]), T));
+    assert!(out.contains(&format!("registered it with {}", s.gateway.url())), "{out}");
+    assert_eq!(ok(&s.ssh(&["app", "echo from-the-app"])), "from-the-app\n");
+    // Nothing saved: the message says how to start.
+    let o = run(s.home.cli(&["ssh-setup", "nosuch"]), T);
+    assert!(stderr(&o).contains("nosuch has no saved settings here"), "{}", stderr(&o));
+}

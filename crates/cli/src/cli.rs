@@ -24,9 +24,10 @@ pub enum Command {
     SshSetup {
         /// Sandbox name: letters, digits, '-' and '_'. Becomes the ssh host alias.
         name: String,
-        /// Sandbox server URL (https://sandbox.example.com; a bare host means https).
+        /// Sandbox server URL (https://sandbox.example.com; a bare host means https). Without
+        /// it, the sandbox's saved settings are used (one added in the app, or set up before).
         #[arg(long)]
-        server: String,
+        server: Option<String>,
         #[command(flatten)]
         auth: AuthArgs,
         #[command(flatten)]

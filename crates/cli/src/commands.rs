@@ -32,7 +32,7 @@ use sandbox_core::ide::{self, Ide, Os};
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::SshSetup { name, server, auth, oidc, folder } => {
-            ssh_setup(&name, &server, auth, oidc, folder).await
+            ssh_setup(&name, server.as_deref(), auth, oidc, folder).await
         }
         Command::Login { name } => login(&name).await,
         Command::Logout { name } => logout(&name).await,
@@ -93,13 +93,16 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 async fn ssh_setup(
     name: &str,
-    server: &str,
+    server: Option<&str>,
     auth: AuthArgs,
     oidc: OidcArgs,
     folder: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let name = SandboxName::new(name)?;
     let install = environment::installation()?;
+    let Some(server) = server else {
+        return ssh_setup_saved(&install, &name, auth, oidc, folder).await;
+    };
     ServerUrl::parse(server)?;
     if let Some(folder) = &folder {
         ide::validate_folder(folder).context("--folder")?;
@@ -142,8 +145,62 @@ async fn ssh_setup(
         }
     }
     let report = install.ssh_setup(&name, profile, &environment::key_comment()).await?;
+    report_setup(&install, &name, server, report).await
+}
+
+/// `ssh-setup NAME` without `--server`: the saved settings (a sandbox added in the app, or set
+/// up before) with a fresh key. Credentials come only from the settings: flags that would change
+/// them need `--server` too, so a half-specified change never mixes with stored secrets.
+async fn ssh_setup_saved(
+    install: &sandbox_core::setup::Installation,
+    name: &SandboxName,
+    auth: AuthArgs,
+    oidc: OidcArgs,
+    folder: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let changes_credentials = auth.bearer.is_some()
+        || auth.bearer_file.is_some()
+        || !auth.cookie.is_empty()
+        || !auth.header.is_empty()
+        || auth.ca_file.is_some()
+        || auth.allow_insecure_http
+        || oidc.oidc_issuer.is_some();
+    if changes_credentials {
+        anyhow::bail!("give --server URL too when changing {name}'s credentials or trust settings");
+    }
+    let mut profile = match install.profiles().load(name) {
+        Ok(profile) => profile,
+        Err(sandbox_core::profile::ProfileError::Missing(_)) => anyhow::bail!(
+            "{name} has no saved settings here; run `sandbox-forward ssh-setup {name} --server URL …` (or add it in the app)"
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(folder) = folder {
+        ide::validate_folder(&folder).context("--folder")?;
+        profile.remote_folder = Some(folder);
+    }
+    profile.check_cleartext()?;
+    warn_cleartext(&profile.cleartext_hosts());
+    if let Some(session) = install.session(name, &profile).await {
+        if session.access_token().await.is_err() {
+            let tokens = session.login(&environment::open_browser, LOGIN_TIMEOUT).await?;
+            println!("Signed in as {}", tokens.subject);
+        }
+    }
+    let server = profile.server.clone();
+    let report = install.ssh_setup(name, profile, &environment::key_comment()).await?;
+    report_setup(install, name, &server, report).await
+}
+
+/// What `ssh-setup` prints once the key is registered and the block written.
+async fn report_setup(
+    install: &sandbox_core::setup::Installation,
+    name: &SandboxName,
+    server: &str,
+    report: sandbox_core::setup::SetupReport,
+) -> anyhow::Result<ExitCode> {
     let verb = if report.rotated { "Rotated" } else { "Generated" };
-    println!("{verb} key {} and registered it with {server}", install.paths.private_key(&name).display());
+    println!("{verb} key {} and registered it with {server}", install.paths.private_key(name).display());
     if report.host_key_pinned {
         println!("Pinned the sandbox's SSH host key (re-pinned through the authenticated API whenever the pod restarts)");
     } else {
@@ -171,9 +228,9 @@ async fn ssh_setup(
     if let Some(left) = &report.legacy_left {
         println!("Warning: {left}");
     }
-    let expected = install.host_block(&name, report.host_key_pinned)?.proxy_command;
+    let expected = install.host_block(name, report.host_key_pinned)?.proxy_command;
     let ssh = environment::ssh_binary();
-    match effective_proxy_command(&ssh, &install.paths.ssh_config, &name).await {
+    match effective_proxy_command(&ssh, &install.paths.ssh_config, name).await {
         Some(actual) if actual != expected => println!(
             "Warning: `ssh -G {name}` uses ProxyCommand {actual:?}: an earlier `Host {name}` entry in {} takes precedence; remove it",
             install.paths.ssh_config.display()
@@ -286,6 +343,13 @@ async fn until_hangup_settles<T>(run: impl std::future::Future<Output = T>) -> T
     run.await
 }
 
+/// The app's words for a sandbox with settings but no key or Host block yet.
+fn not_connected(name: &SandboxName) -> String {
+    format!(
+        "not connected — run `sandbox-forward ssh-setup {name}` (or `open {name}`), or Connect in the app"
+    )
+}
+
 fn yes_no(b: bool) -> &'static str {
     if b {
         "yes"
@@ -317,6 +381,9 @@ async fn status(only: Option<&str>, offline: bool) -> anyhow::Result<ExitCode> {
         println!("  key present:   {}", yes_no(s.key_present));
         println!("  Host block:    {}", yes_no(s.block_present));
         println!("  host key:      {}", if s.host_key_pinned { "pinned" } else { "not pinned" });
+        if s.server.is_some() && !(s.key_present && s.block_present) {
+            println!("  state:         {}", not_connected(&s.name));
+        }
         if offline || s.server.is_none() {
             healthy &= s.key_present && s.block_present;
             continue;

@@ -81,7 +81,7 @@ impl fmt::Display for Problem {
             }
             Problem::MissingKey(n) => write!(
                 f,
-                "sandbox {n}: its key is missing; run `sandbox-forward ssh-setup {n} --server URL …` again"
+                "sandbox {n}: not connected — run `sandbox-forward ssh-setup {n}` (or `open {n}`), or Connect in the app"
             ),
         }
     }
