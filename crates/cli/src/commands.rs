@@ -377,7 +377,12 @@ async fn status(only: Option<&str>, offline: bool) -> anyhow::Result<ExitCode> {
     let mut healthy = true;
     for s in sandboxes {
         println!("{}", s.name);
-        println!("  server:        {}", s.server.as_deref().unwrap_or("(no settings: run ssh-setup)"));
+        match &s.settings_error {
+            Some(e) => println!("  settings:      {e}"),
+            None => {
+                println!("  server:        {}", s.server.as_deref().unwrap_or("(no settings: run ssh-setup)"))
+            }
+        }
         println!("  key present:   {}", yes_no(s.key_present));
         println!("  Host block:    {}", yes_no(s.block_present));
         println!("  host key:      {}", if s.host_key_pinned { "pinned" } else { "not pinned" });

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::keys;
 use crate::name::SandboxName;
+use crate::profile::ProfileError;
 use crate::setup::{Installation, SetupError};
 use crate::ssh_config::{IncludeState, ManagedHost};
 
@@ -22,6 +23,9 @@ pub struct LocalState {
     pub block_present: bool,
     /// A host key is pinned for it.
     pub host_key_pinned: bool,
+    /// Its settings file exists but cannot be read (corrupt TOML…): the message. Such a
+    /// sandbox is reported, never taken for an orphan.
+    pub settings_error: Option<String>,
 }
 
 /// One problem `doctor` found, and whether it was repaired.
@@ -52,6 +56,8 @@ pub enum Problem {
     MissingBlock(SandboxName),
     /// A profile without key: needs `ssh-setup` again.
     MissingKey(SandboxName),
+    /// A sandbox's settings file cannot be read; nothing of it is touched.
+    UnreadableSettings { name: SandboxName, detail: String },
     /// A `Host` block the original tool wrote into the user's config.
     LegacyBlock(SandboxName),
     /// Everything is in place but `ssh NAME` is refused (a network check): ssh's reason.
@@ -72,6 +78,9 @@ impl fmt::Display for Problem {
             Problem::OrphanBlock(n) => write!(f, "Host {n}: no key or settings left for it"),
             Problem::OrphanKey(n) => write!(f, "key {n}: no sandbox settings or Host block use it"),
             Problem::MissingBlock(n) => write!(f, "sandbox {n}: its Host block is missing"),
+            Problem::UnreadableSettings { name, detail } => {
+                write!(f, "sandbox {name}: {detail} (its key and Host block are left as they are)")
+            }
             Problem::LegacyBlock(n) => write!(
                 f,
                 "~/.ssh/config still has the original sandbox-forward's `Host {n}` block; run `sandbox-forward ssh-setup {n} --server URL …` to move it out and set {n} up here"
@@ -109,12 +118,20 @@ impl Installation {
         names.dedup();
         names
             .into_iter()
-            .map(|name| LocalState {
-                server: self.profiles().load(&name).ok().map(|p| p.server),
-                key_present: keys::exists(&self.paths, &name),
-                block_present: blocks.contains(&&name),
-                host_key_pinned: self.paths.known_hosts(&name).is_file(),
-                name,
+            .map(|name| {
+                let (server, settings_error) = match self.profiles().load(&name) {
+                    Ok(profile) => (Some(profile.server), None),
+                    Err(ProfileError::Missing(_)) => (None, None),
+                    Err(e) => (None, Some(e.to_string())),
+                };
+                LocalState {
+                    server,
+                    settings_error,
+                    key_present: keys::exists(&self.paths, &name),
+                    block_present: blocks.contains(&&name),
+                    host_key_pinned: self.paths.known_hosts(&name).is_file(),
+                    name,
+                }
             })
             .collect()
     }
@@ -147,6 +164,11 @@ impl Installation {
         }
         for state in self.list_with(&blocks) {
             let name = state.name.clone();
+            if let Some(detail) = state.settings_error {
+                // Unreadable is not absent: deleting its key and block would lose the sandbox.
+                note(Problem::UnreadableSettings { name, detail }, false);
+                continue;
+            }
             let has_profile = state.server.is_some();
             match (has_profile, state.key_present, state.block_present) {
                 (true, true, true) => {
@@ -283,5 +305,32 @@ mod tests {
         let config = std::fs::read_to_string(&new.paths.ssh_config).unwrap();
         assert!(config.ends_with("Host other\n    User me\n") && config.contains("Include"), "{config}");
         assert!(new.doctor(false).unwrap().is_empty(), "a second run finds nothing");
+    }
+
+    #[test]
+    fn doctor_reports_a_corrupt_profile_and_deletes_nothing() {
+        let home = tempfile::tempdir().unwrap();
+        let install = install(home.path(), "/bin/sandbox-forward");
+        let pd = SandboxName::new("pd").unwrap();
+        install
+            .profiles()
+            .save(&pd, &Profile { server: "http://127.0.0.1:1".into(), ..Default::default() })
+            .unwrap();
+        StagedKey::generate(&install.paths, &pd, "t").unwrap().commit().unwrap();
+        install.ssh_config().upsert(&install.host_block(&pd, false).unwrap()).unwrap();
+        std::fs::write(install.paths.profiles_dir().join("pd.toml"), "server = [").unwrap();
+        let config = std::fs::read(&install.paths.ssh_config).unwrap();
+
+        let found = install.doctor(true).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(!found[0].repaired);
+        let text = found[0].problem.to_string();
+        assert!(
+            text.contains("pd.toml") && text.contains("corrupt") && text.contains("left as they are"),
+            "{text}"
+        );
+        assert!(keys::exists(&install.paths, &pd), "key kept");
+        assert_eq!(install.ssh_config().hosts().unwrap().len(), 1, "Host block kept");
+        assert_eq!(std::fs::read(&install.paths.ssh_config).unwrap(), config, "Include kept");
     }
 }
