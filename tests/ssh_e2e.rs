@@ -661,3 +661,35 @@ fn a_sandbox_added_in_the_app_is_finished_by_ssh_setup_without_server() {
     let o = run(s.home.cli(&["ssh-setup", "nosuch"]), T);
     assert!(stderr(&o).contains("nosuch has no saved settings here"), "{}", stderr(&o));
 }
+
+/// Two `ssh-setup` of one name at once: each finishes whole, one after the other, so the key
+/// pair on disk always matches (and is the one the server accepts).
+#[test]
+fn concurrent_ssh_setups_of_one_name_leave_a_matching_key_pair() {
+    let s = Setup::new();
+    let key = s.home.path().join(".config/sandbox/keys/race");
+    for round in 0..10 {
+        let url = s.gateway.url();
+        let tf = s.token_file();
+        let spawn = || {
+            let mut c = s.home.cli(&["ssh-setup", "race", "--server", &url, "--bearer-file", &tf]);
+            c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        let (a, b) = (wait(a, T), wait(b, T));
+        ok(&a);
+        ok(&b);
+        let derived = ok(&run(
+            {
+                let mut c = Command::new("ssh-keygen");
+                c.arg("-y").arg("-f").arg(&key);
+                c
+            },
+            T,
+        ));
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let field = |s: &str| s.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        assert_eq!(field(&derived), field(&public), "round {round}: private and public halves differ");
+    }
+    assert_eq!(ok(&s.ssh(&["race", "echo settled"])), "settled\n");
+}

@@ -50,6 +50,12 @@ impl Paths {
         self.config_dir.join("known_hosts").join(format!("{name}.port"))
     }
 
+    /// Held (`File::lock`) while a sandbox's key is replaced or re-registered: two setups of one
+    /// name at once would otherwise mix the halves of two key pairs.
+    pub fn setup_lock(&self, name: &SandboxName) -> PathBuf {
+        self.config_dir.join("locks").join(format!("{name}.lock"))
+    }
+
     /// Directory of the sandbox profiles (server URL and auth settings).
     pub fn profiles_dir(&self) -> PathBuf {
         self.config_dir.join("sandboxes")

@@ -174,6 +174,33 @@ impl Installation {
         profile: Profile,
         comment: &str,
     ) -> Result<SetupReport, SetupError> {
+        let _lock = self.setup_lock(name).await?;
+        self.ssh_setup_locked(name, profile, comment).await
+    }
+
+    /// Waits for (and takes) the per-sandbox lock of [`crate::paths::Paths::setup_lock`]; the
+    /// wait runs on the blocking pool. Released when the returned file is dropped.
+    async fn setup_lock(&self, name: &SandboxName) -> Result<std::fs::File, SetupError> {
+        let path = self.paths.setup_lock(name);
+        let io = |source| ProfileError::Io { action: "lock", path: path.clone(), source };
+        if let Some(dir) = path.parent() {
+            crate::fsutil::create_private_dir(dir).map_err(io)?;
+        }
+        let file =
+            std::fs::File::options().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+        let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)?;
+        Ok(file)
+    }
+
+    async fn ssh_setup_locked(
+        &self,
+        name: &SandboxName,
+        profile: Profile,
+        comment: &str,
+    ) -> Result<SetupReport, SetupError> {
         let editor = self.ssh_config();
         if let IncludeState::Broken(e) = editor.include_state()? {
             return Err(e.into());
@@ -197,10 +224,11 @@ impl Installation {
     /// the `Host` block. Without a key it does a full [`Installation::ssh_setup`]. This is the
     /// app's Connect and the CLI's `open`.
     pub async fn connect(&self, name: &SandboxName, comment: &str) -> Result<SetupReport, SetupError> {
+        let _lock = self.setup_lock(name).await?;
         let profile = self.profiles().load(name)?;
         let public_key = match keys::read_public(&self.paths, name)? {
             Some(key) if keys::exists(&self.paths, name) => key,
-            _ => return self.ssh_setup(name, profile, comment).await,
+            _ => return self.ssh_setup_locked(name, profile, comment).await,
         };
         let editor = self.ssh_config();
         if let IncludeState::Broken(e) = editor.include_state()? {
@@ -246,6 +274,7 @@ impl Installation {
     /// profile and `Host` block. The managed block leaves `~/.ssh/config` with the last host.
     /// Returns whether anything existed.
     pub async fn forget(&self, name: &SandboxName) -> Result<bool, SetupError> {
+        let _lock = self.setup_lock(name).await?;
         let mut found = false;
         if let Ok(profile) = self.profiles().load(name) {
             if let Some(session) = self.session(name, &profile).await {
