@@ -65,3 +65,27 @@ pub fn executable_finder() -> anyhow::Result<impl Fn(&str) -> Option<PathBuf>> {
 pub fn open_url(url: &str) -> std::io::Result<()> {
     open::that_detached(url)
 }
+
+/// Whether log lines on stderr may carry ANSI colour: only on a terminal, and not when
+/// `NO_COLOR` is set to anything non-empty (<https://no-color.org>).
+pub fn log_colour() -> bool {
+    use std::io::IsTerminal;
+    colour_wanted(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"))
+}
+
+fn colour_wanted(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour_wanted(true, None));
+        assert!(colour_wanted(true, Some("".into())));
+        assert!(!colour_wanted(true, Some("1".into())));
+        assert!(!colour_wanted(false, None));
+    }
+}

@@ -23,6 +23,7 @@ fn main() -> std::process::ExitCode {
             },
         ))
         .with_writer(std::io::stderr)
+        .with_ansi(environment::log_colour())
         .with_target(false)
         .init();
     // One thread: the CLI's tunnels are I/O-bound, and a single thread that blocks in epoll and
