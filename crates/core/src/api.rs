@@ -64,8 +64,8 @@ pub enum ApiError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     /// 401.
-    #[error("{server} rejected the credentials (401 Unauthorized): the token is missing, expired or wrong; {hint}")]
-    Unauthorized { server: String, hint: String },
+    #[error("{server} rejected the credentials (401 Unauthorized{}): the token is missing, expired or wrong; {hint}", reason_suffix(.reason))]
+    Unauthorized { server: String, hint: String, reason: Option<String> },
     /// The sign-in could not supply a token.
     #[error("{0}")]
     SignIn(String),
@@ -261,7 +261,7 @@ impl ApiClient {
                     Some(source) => source.reauth_hint(),
                     None => "get a fresh token (e.g. rewrite the --bearer-file) and retry".into(),
                 };
-                ApiError::Unauthorized { server, hint }
+                ApiError::Unauthorized { server, hint, reason: plain_reason(body) }
             }
             StatusCode::FORBIDDEN => ApiError::Forbidden { server },
             StatusCode::NOT_FOUND => ApiError::NotFound { url, feature },
@@ -277,6 +277,18 @@ impl ApiClient {
     fn net(&self, e: &reqwest::Error) -> ApiError {
         net::classify_reqwest(&self.endpoint.server, e).into()
     }
+}
+
+/// The server's own words for a refusal (the original says `missing identity headers`), when
+/// its body is a short plain-text line rather than an HTML error page.
+fn plain_reason(body: &str) -> Option<String> {
+    let text = untrusted::one_line(body, MAX_DETAIL);
+    let text = text.trim();
+    (!text.is_empty() && !text.starts_with('<') && !text.starts_with('{')).then(|| text.to_owned())
+}
+
+fn reason_suffix(reason: &Option<String>) -> String {
+    reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
 }
 
 /// How much of a server's text a message quotes.
@@ -370,6 +382,20 @@ mod tests {
         // Give a followed request time to arrive: none may.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(elsewhere_saw.try_recv().is_err(), "a credential went to the redirect target");
+    }
+
+    #[tokio::test]
+    async fn a_401_says_the_servers_reason_unless_it_is_a_page() {
+        let (server, _saw) = canned(reply("401 Unauthorized", "", "missing identity headers\n")).await;
+        let msg = client(&server).ssh_port().await.unwrap_err().to_string();
+        assert!(msg.contains("(401 Unauthorized: missing identity headers)"), "{msg}");
+        let page = "<html><head><title>401 Authorization Required</title></head></html>";
+        let (server, _saw) = canned(reply("401 Unauthorized", "", page)).await;
+        let msg = client(&server).ssh_port().await.unwrap_err().to_string();
+        assert!(msg.contains("(401 Unauthorized)") && !msg.contains("html"), "{msg}");
+        let (server, _saw) = canned(reply("401 Unauthorized", "", "token expired")).await;
+        let msg = client(&server).open_tunnel(2222).await.err().expect("refused").to_string();
+        assert!(msg.contains("(401 Unauthorized: token expired)"), "{msg}");
     }
 
     #[test]
