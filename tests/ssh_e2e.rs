@@ -472,7 +472,11 @@ impl OriginalServer {
                     let request_line = lines.remove(0).to_owned();
                     let length: usize = lines
                         .iter()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
                         .unwrap_or(0);
                     let mut body = vec![0u8; length];
                     client.read_exact(&mut body).unwrap();
@@ -493,7 +497,8 @@ impl OriginalServer {
                         counter.fetch_add(1, Ordering::SeqCst);
                     }
                     let mut up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-                    up.write_all(format!("{request_line}\r\n{}\r\n\r\n", headers.join("\r\n")).as_bytes()).unwrap();
+                    up.write_all(format!("{request_line}\r\n{}\r\n\r\n", headers.join("\r\n")).as_bytes())
+                        .unwrap();
                     up.write_all(&body).unwrap();
                     if upgrade {
                         let (mut a, mut b) = (client.try_clone().unwrap(), up.try_clone().unwrap());
@@ -575,7 +580,8 @@ fn status_and_doctor_name_the_fix_when_the_key_is_refused() {
     restart(&mut agent);
     let answer = http_get(server.port, "/api/ssh-port");
     let json: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-    std::fs::write(home.path().join(".config/sandbox/known_hosts/gone.port"), format!("{}\n", json["port"])).unwrap();
+    std::fs::write(home.path().join(".config/sandbox/known_hosts/gone.port"), format!("{}\n", json["port"]))
+        .unwrap();
     let o = run(home.cli(&["status", "gone"]), T);
     assert!(!o.status.success());
     let out = stdout(&o);
