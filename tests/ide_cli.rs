@@ -75,3 +75,42 @@ fn open_uses_the_folder_saved_in_the_profile() {
     assert!(!missing.status.success());
     assert!(stderr(&missing).contains("no sandbox named \"other\" is set up here"), "{}", stderr(&missing));
 }
+
+/// `--print` says what would run even where the IDE or terminal is not installed here (the
+/// line names the program as found on PATH elsewhere), with a note on stderr.
+#[test]
+fn print_works_without_the_ide_installed() {
+    let home = home_with_profile("box", "");
+    let empty = home.path().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let open = |ide: &str| {
+        let mut cmd = home.cli(&["open", "box", "--ide", ide, "--print"]);
+        cmd.env("PATH", &empty);
+        run(cmd, T)
+    };
+    let o = open("zed");
+    assert_eq!(ok(&o), "zed ssh://sandbox@box/workspace\n");
+    assert!(stderr(&o).contains("Zed was not found"), "{}", stderr(&o));
+    let o = open("terminal");
+    let line = ok(&o);
+    assert!(line.ends_with(" ssh box\n") && line.lines().count() == 1, "{line}");
+}
+
+/// Without --ide, `open` uses the editor chosen in the app's preferences.
+#[test]
+fn open_uses_the_apps_default_editor() {
+    let home = home_with_profile("box", "");
+    let zed = fake_zed(&home.path().join("fake-bin"));
+    std::fs::write(
+        home.path().join(".config/sandbox/app.toml"),
+        "[preferences]\ndefaultIde = \"zed\"\nstartAtLogin = false\nnotifications = true\n",
+    )
+    .unwrap();
+    let mut cmd = home.cli(&["open", "box", "--print"]);
+    cmd.env("PATH", zed.parent().unwrap());
+    assert_eq!(ok(&run(cmd, T)), format!("{} ssh://sandbox@box/workspace\n", zed.display()));
+    // --ide still decides.
+    let mut cmd = home.cli(&["open", "box", "--print", "--ide", "gateway"]);
+    cmd.env("PATH", zed.parent().unwrap());
+    assert!(ok(&run(cmd, T)).starts_with("jetbrains-gateway://"));
+}

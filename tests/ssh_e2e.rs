@@ -705,7 +705,18 @@ fn concurrent_ssh_setups_of_one_name_leave_a_matching_key_pair() {
 #[test]
 fn logs_on_a_pipe_carry_no_colour_codes() {
     let s = Setup::new();
-    let o = run(s.home.cli(&["-vv", "proxy", "--ssh", "--server", &s.gateway.url(), "--bearer-file", &s.token_file()]), T);
+    let o = run(
+        s.home.cli(&[
+            "-vv",
+            "proxy",
+            "--ssh",
+            "--server",
+            &s.gateway.url(),
+            "--bearer-file",
+            &s.token_file(),
+        ]),
+        T,
+    );
     let err = stderr(&o);
     assert!(err.contains("INFO") || err.contains("DEBUG"), "no log lines to check: {err}");
     assert!(!err.contains('\u{1b}'), "{err:?}");

@@ -63,9 +63,10 @@ pub enum Command {
     Open {
         /// Sandbox name.
         name: String,
-        /// vscode (or code), cursor, gateway (or jetbrains), zed or terminal.
-        #[arg(long, default_value = "vscode")]
-        ide: Ide,
+        /// vscode (or code), cursor, gateway (or jetbrains), zed or terminal (default: the
+        /// editor chosen in the app's preferences, else vscode).
+        #[arg(long)]
+        ide: Option<Ide>,
         /// Folder in the sandbox (default: the one saved by ssh-setup --folder, else /workspace).
         #[arg(long, value_name = "PATH")]
         folder: Option<String>,

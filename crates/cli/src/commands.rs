@@ -585,13 +585,48 @@ async fn up(name: &str, all: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn open_in_ide(name: &str, ide: Ide, folder: Option<String>, print: bool) -> anyhow::Result<ExitCode> {
+/// The editor chosen in the app's preferences (`app.toml`, read only), else VS Code.
+fn default_ide(install: &sandbox_core::setup::Installation) -> Ide {
+    use sandbox_desk::protocol::IdeChoice;
+    let file = sandbox_desk::settings::SettingsFile::new(install.paths.config_dir.join("app.toml"));
+    match file.load() {
+        Ok(settings) => match settings.preferences.default_ide {
+            IdeChoice::VsCode => Ide::VsCode,
+            IdeChoice::Cursor => Ide::Cursor,
+            IdeChoice::Gateway => Ide::Gateway,
+            IdeChoice::Zed => Ide::Zed,
+            IdeChoice::Terminal => Ide::Terminal,
+        },
+        Err(e) => {
+            eprintln!("sandbox-forward: warning: {e}; opening VS Code (or pass --ide)");
+            Ide::VsCode
+        }
+    }
+}
+
+async fn open_in_ide(
+    name: &str,
+    ide: Option<Ide>,
+    folder: Option<String>,
+    print: bool,
+) -> anyhow::Result<ExitCode> {
     let name = SandboxName::new(name)?;
     let install = environment::installation()?;
     let profile = install.profiles().load(&name)?;
+    let ide = ide.unwrap_or_else(|| default_ide(&install));
     let folder = folder.unwrap_or_else(|| profile.remote_folder().to_owned());
     let os = Os::current();
-    let plan = ide::launch_plan(ide, os, &name, &folder, &environment::executable_finder()?)?;
+    let finder = environment::executable_finder()?;
+    let plan = match ide::launch_plan(ide, os, &name, &folder, &finder) {
+        // --print answers "what would run": where the program is not installed here, the line
+        // names it as it would be found on PATH.
+        Err(e @ (ide::IdeError::NotInstalled { .. } | ide::IdeError::NoSsh(_))) if print => {
+            eprintln!("note: {e}; the line below assumes it is on PATH");
+            let on_path = |program: &str| Some(finder(program).unwrap_or_else(|| program.into()));
+            ide::launch_plan(ide, os, &name, &folder, &on_path)?
+        }
+        plan => plan?,
+    };
     if print {
         println!("{}", plan.command_line(os));
         return Ok(ExitCode::SUCCESS);
