@@ -448,6 +448,15 @@ struct OriginalServer {
 
 impl OriginalServer {
     fn start(upstream: u16) -> OriginalServer {
+        OriginalServer::launch(upstream, false)
+    }
+
+    /// The same behind a proxy that answers every WebSocket upgrade with 502.
+    fn refusing_upgrades(upstream: u16) -> OriginalServer {
+        OriginalServer::launch(upstream, true)
+    }
+
+    fn launch(upstream: u16, refuse_upgrades: bool) -> OriginalServer {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::Arc;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -495,6 +504,12 @@ impl OriginalServer {
                     }
                     if request_line.starts_with("POST /api/ssh-authorized-keys") {
                         counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if upgrade && refuse_upgrades {
+                        let _ = client.write_all(
+                            b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 11\r\nConnection: close\r\n\r\nbad gateway",
+                        );
+                        return;
                     }
                     let mut up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
                     up.write_all(format!("{request_line}\r\n{}\r\n\r\n", headers.join("\r\n")).as_bytes())
@@ -720,4 +735,24 @@ fn logs_on_a_pipe_carry_no_colour_codes() {
     let err = stderr(&o);
     assert!(err.contains("INFO") || err.contains("DEBUG"), "no log lines to check: {err}");
     assert!(!err.contains('\u{1b}'), "{err:?}");
+}
+
+/// ssh-setup proves the tunnel before it says "Try it": a proxy refusing the WebSocket upgrade
+/// (502) fails the setup, and nothing is written.
+#[test]
+fn ssh_setup_fails_when_the_tunnel_is_refused() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &[]);
+    let server = OriginalServer::refusing_upgrades(agent.port);
+    let home = Home::new();
+    let o = run(home.cli(&["ssh-setup", "nows", "--server", &server.url()]), T);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("Try it"), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("502") && err.contains("tunnel"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!home.ssh_config().exists(), "ssh config written");
+    assert!(!home.path().join(".config/sandbox/keys/nows").exists(), "key written");
+    assert_eq!(server.registrations(), 0);
+    let _ = &agent;
 }

@@ -51,6 +51,9 @@ pub enum SetupError {
     /// A forward's settings.
     #[error(transparent)]
     Forward(#[from] SpecError),
+    /// The end-to-end check of the tunnel failed.
+    #[error("the SSH tunnel does not work: {0}")]
+    Tunnel(#[from] crate::ssh_proxy::SshProxyError),
 }
 
 /// The local installation: where files are, and the binary ssh should run as ProxyCommand.
@@ -210,6 +213,7 @@ impl Installation {
         let api = ApiClient::new(self.endpoint(name, &profile).await?)?;
         let info = api.ssh_port().await?;
         let host_key = info.host_key.as_deref().map(known_hosts::normalise).transpose()?;
+        crate::ssh_proxy::check_tunnel(&api, info.port).await?;
 
         let rotated = keys::exists(&self.paths, name);
         let staged = StagedKey::generate(&self.paths, name, comment)?;
@@ -238,6 +242,7 @@ impl Installation {
         let api = ApiClient::new(self.endpoint(name, &profile).await?)?;
         let info = api.ssh_port().await?;
         let host_key = info.host_key.as_deref().map(known_hosts::normalise).transpose()?;
+        crate::ssh_proxy::check_tunnel(&api, info.port).await?;
         api.register_key(&public_key).await?;
         self.pin_and_write_block(&editor, name, host_key.as_deref(), info.port, false)
     }

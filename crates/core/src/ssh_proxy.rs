@@ -50,6 +50,9 @@ pub enum SshProxyError {
     /// The tunnel failed.
     #[error(transparent)]
     Tunnel(#[from] TunnelError),
+    /// The tunnel opened but no SSH server greeted through it.
+    #[error("the tunnel to the sandbox's SSH port {port} opened, but no SSH server answered through it ({detail}); check that the server's port forwarding reaches its SSH server")]
+    NoGreeting { port: u16, detail: String },
 }
 
 /// What happened before the first byte passed, for the log.
@@ -98,6 +101,55 @@ pub async fn prepare(api: &ApiClient, pin: Option<&HostPin>) -> Result<(u16, Pin
     }
     known_hosts::pin(&pin.known_hosts, &pin.alias, &offered)?;
     Ok((info.port, PinOutcome::Renewed))
+}
+
+/// How long `ssh-setup` waits for the SSH server's greeting through a fresh tunnel.
+const GREETING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Proves the whole path before a setup reports success: one tunnel to the pod's SSH `port`,
+/// through every proxy in between, must carry the SSH server's greeting (`SSH-2.0-…`) back. A
+/// proxy that refuses the WebSocket upgrade (a 502) or a port that answers something else
+/// fails here instead of at the user's first `ssh`.
+pub async fn check_tunnel(api: &ApiClient, port: u16) -> Result<(), SshProxyError> {
+    use tokio::io::AsyncReadExt;
+    let (ours, theirs) = tokio::io::duplex(4096);
+    let (their_read, their_write) = tokio::io::split(theirs);
+    // Our write half stays open (unused) so the tunnel's input does not end before we are done.
+    let (mut read, _write) = tokio::io::split(ours);
+    let pump = forward::stdio(api, port, their_read, their_write);
+    let greeting = async {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while got.len() < 4 && !got.contains(&b'\n') {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got
+    };
+    let got = tokio::select! {
+        result = pump => {
+            result?;
+            Vec::new()
+        }
+        got = tokio::time::timeout(GREETING_TIMEOUT, greeting) => match got {
+            Ok(got) => got,
+            Err(_) => return Err(SshProxyError::NoGreeting {
+                port,
+                detail: format!("nothing arrived within {} s", GREETING_TIMEOUT.as_secs()),
+            }),
+        },
+    };
+    if got.starts_with(b"SSH-") {
+        return Ok(());
+    }
+    let detail = if got.is_empty() {
+        "the tunnel closed before any byte arrived".to_owned()
+    } else {
+        format!("it answered {:?}", crate::untrusted::one_line(&String::from_utf8_lossy(&got), 60))
+    };
+    Err(SshProxyError::NoGreeting { port, detail })
 }
 
 /// Runs the ProxyCommand over `input`/`output` (ssh's pipes) until either side closes.
