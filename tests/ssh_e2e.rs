@@ -756,3 +756,24 @@ fn ssh_setup_fails_when_the_tunnel_is_refused() {
     assert_eq!(server.registrations(), 0);
     let _ = &agent;
 }
+
+/// After ssh-setup, `ssh -G NAME` shows whether ssh uses the block. When ssh rejects the config
+/// itself its own message is shown; a config we may not write is not blamed on a Host entry.
+#[test]
+fn the_ssh_g_check_tells_ssh_rejecting_the_config_from_a_shadowing_entry() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new();
+    std::fs::create_dir_all(s.home.path().join(".ssh")).unwrap();
+    // A byte-order mark: ssh reads it as part of the first keyword and refuses the file.
+    std::fs::write(s.home.ssh_config(), b"\xEF\xBB\xBFHost other\n  User me\n").unwrap();
+    let out = ok(&s.ssh_setup("bom"));
+    assert!(out.contains("Bad configuration option"), "{out}");
+    assert!(!out.contains("earlier `Host"), "{out}");
+
+    std::fs::write(s.home.ssh_config(), "Host other\n  User me\n").unwrap();
+    std::fs::set_permissions(s.home.ssh_config(), std::fs::Permissions::from_mode(0o444)).unwrap();
+    let out = ok(&s.ssh_setup("ro"));
+    assert!(out.contains("Add this line"), "{out}");
+    assert!(!out.contains("earlier `Host"), "{out}");
+    assert!(out.contains("does not use this block until"), "{out}");
+}

@@ -8,7 +8,7 @@ use clap::CommandFactory;
 use sandbox_core::api::{ApiClient, Endpoint};
 use sandbox_core::auth::{parse_pair, Credentials};
 use sandbox_core::forward::{self, ForwardStats};
-use sandbox_core::inspect::{access_fix, effective_proxy_command, probe_ssh, Problem};
+use sandbox_core::inspect::{access_fix, effective_proxy_command, probe_ssh, Problem, SshView};
 use sandbox_core::name::SandboxName;
 use sandbox_core::net::TlsSettings;
 use sandbox_core::profile::Profile;
@@ -206,7 +206,7 @@ async fn report_setup(
     } else {
         println!("The server does not publish its SSH host key: host-key checking is off for {name}, as with the original tool");
     }
-    match report.include {
+    match &report.include {
         IncludeStatus::ManualLineNeeded { line, reason } => {
             println!("Wrote Host {name} to {}", install.paths.ssh_include().display());
             println!("{reason}. Add this line near the top of your ssh config (before any Host or Match):");
@@ -230,12 +230,25 @@ async fn report_setup(
     }
     let expected = install.host_block(name, report.host_key_pinned)?.proxy_command;
     let ssh = environment::ssh_binary();
+    let config = install.paths.ssh_config.display();
+    let manual = matches!(report.include, IncludeStatus::ManualLineNeeded { .. });
     match effective_proxy_command(&ssh, &install.paths.ssh_config, name).await {
-        Some(actual) if actual != expected => println!(
-            "Warning: `ssh -G {name}` uses ProxyCommand {actual:?}: an earlier `Host {name}` entry in {} takes precedence; remove it",
-            install.paths.ssh_config.display()
+        Some(SshView::Rejected(message)) => println!(
+            "Warning: ssh refuses {config}: {message}; fix that file, or ssh cannot use any host in it"
         ),
-        Some(_) => println!("Checked with `ssh -G {name}`: ssh uses this block"),
+        Some(SshView::ProxyCommand(actual)) if actual == expected => {
+            println!("Checked with `ssh -G {name}`: ssh uses this block")
+        }
+        Some(SshView::ProxyCommand(_)) if manual => {
+            println!("ssh does not use this block until the Include line above is in your ssh config")
+        }
+        Some(SshView::ProxyCommand(actual)) if actual.is_empty() => println!(
+            "Warning: `ssh -G {name}` runs no ProxyCommand: {config} does not include {}; run `sandbox-forward doctor`",
+            install.paths.ssh_include().display()
+        ),
+        Some(SshView::ProxyCommand(actual)) => println!(
+            "Warning: `ssh -G {name}` uses ProxyCommand {actual:?}: an earlier `Host {name}` entry in {config} takes precedence; remove it"
+        ),
         None => {}
     }
     println!("Try it: ssh {name}");

@@ -238,20 +238,38 @@ pub async fn probe_ssh(ssh: &Path, ssh_config: &Path, name: &SandboxName) -> Res
     Err(last.trim().to_owned())
 }
 
+/// What `ssh -G NAME` says about a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshView {
+    /// ssh read its config; this is the ProxyCommand it would run (empty: none).
+    ProxyCommand(String),
+    /// ssh refused its config (a byte-order mark, a bad option, an Include loop): its message.
+    Rejected(String),
+}
+
 /// Asks `ssh -G NAME` which ProxyCommand ssh will really use, so `ssh-setup` can warn when an
-/// earlier `Host` entry of the user's shadows ours. `None` when ssh cannot be run.
-pub async fn effective_proxy_command(ssh: &Path, ssh_config: &Path, name: &SandboxName) -> Option<String> {
+/// earlier `Host` entry of the user's shadows ours — or when ssh refuses the config outright,
+/// with ssh's own words. `None` when ssh cannot be run.
+pub async fn effective_proxy_command(ssh: &Path, ssh_config: &Path, name: &SandboxName) -> Option<SshView> {
     let out = tokio::process::Command::new(ssh)
         .arg("-F")
         .arg(ssh_config)
         .args(["-G", name.as_str()])
         .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .output()
         .await
         .ok()?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // ssh's first complaint names the file and line; "terminating, N bad options" follows.
+        let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("ssh -G failed");
+        return Some(SshView::Rejected(crate::untrusted::one_line(first, 300)));
+    }
     let text = String::from_utf8_lossy(&out.stdout);
-    Some(text.lines().find_map(|l| l.strip_prefix("proxycommand ")).unwrap_or("").to_owned())
+    Some(SshView::ProxyCommand(
+        text.lines().find_map(|l| l.strip_prefix("proxycommand ")).unwrap_or("").to_owned(),
+    ))
 }
 
 #[cfg(test)]
