@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::ClientConfig;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -65,10 +66,15 @@ impl TlsSettings {
             Some(path) => read_ca_file(path)?,
             None => Vec::new(),
         };
-        let verifier = Arc::new(
-            rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+        let platform = Arc::new(
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra.clone(), provider.clone())
                 .map_err(|e| NetError::TlsSetup(e.to_string()))?,
         );
+        let verifier: Arc<dyn ServerCertVerifier> = if extra.is_empty() {
+            platform
+        } else {
+            Arc::new(CaFileVerifier { inner: platform, exact: extra })
+        };
         let configs = alpns.map(|alpn| {
             let mut config = ClientConfig::builder_with_provider(provider.clone())
                 .with_safe_default_protocol_versions()
@@ -81,6 +87,80 @@ impl TlsSettings {
         });
         let configs: Vec<ClientConfig> = configs.into_iter().collect::<Result<_, NetError>>()?;
         Ok(configs.try_into().unwrap_or_else(|_| unreachable!("one config per ALPN list")))
+    }
+}
+
+/// The platform's verifier, plus: a server certificate that is byte for byte one of the
+/// `--ca-file` certificates is trusted as itself (its name is still checked). A self-signed
+/// certificate from `openssl req -x509` carries CA:TRUE, which WebPKI refuses as a server's own
+/// (`CaUsedAsEndEntity`) even when it is the trust anchor; the user who hands us that exact
+/// certificate means "trust this server".
+#[derive(Debug)]
+struct CaFileVerifier {
+    inner: Arc<rustls_platform_verifier::Verifier>,
+    exact: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for CaFileVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict =
+            self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        match verdict {
+            Err(_) if self.exact.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
+                let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            verdict => verdict,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A TLS handshake failure as a sentence with its fix. `addr` is `host:port`.
+pub fn describe_tls(e: &rustls::Error, addr: &str) -> String {
+    use rustls::CertificateError as C;
+    let debug = format!("{e:?}");
+    match e {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => "the server's certificate is not issued by a CA this machine trusts; if your platform uses a private CA, pass its certificate with --ca-file".into(),
+        rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => format!("the server's certificate does not name {}; use a server URL with a name the certificate lists", addr.rsplit_once(':').map_or(addr, |(h, _)| h)),
+        rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => "the server's certificate has expired; renew it (or check this machine's clock)".into(),
+        rustls::Error::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => "the server's certificate is not valid yet; check this machine's clock".into(),
+        rustls::Error::InvalidCertificate(C::Revoked) => "the server's certificate was revoked; the server needs a new one".into(),
+        rustls::Error::InvalidCertificate(C::InvalidPurpose | C::InvalidPurposeContext { .. }) => "the server's certificate is not for TLS servers (no serverAuth usage); reissue it".into(),
+        rustls::Error::InvalidCertificate(C::BadSignature) => "the server's certificate signature does not verify: --ca-file may hold a different CA than the one that issued it".into(),
+        _ if debug.contains("CaUsedAsEndEntity") => "the server presents a CA certificate as its own (a self-signed certificate made with `openssl req -x509` is a CA); pass exactly that certificate with --ca-file, or give the server a certificate issued by a CA".into(),
+        _ if debug.contains("UnsupportedSignatureAlgorithm") => "the server's certificate is signed with an algorithm that does not fit its issuer's key (or one not supported): check that --ca-file holds the CA that issued it, or reissue the certificate with RSA or ECDSA and SHA-256".into(),
+        _ if debug.contains("InvalidContentType") || debug.contains("CorruptMessage") => format!("{addr} does not speak TLS (it answered like plain HTTP); use http:// for that port (only on a network you trust), or the server's https port"),
+        _ => format!("{e}"),
     }
 }
 
@@ -134,10 +214,9 @@ pub enum NetError {
     /// No answer in time.
     #[error("timed out connecting to {addr} after {}s: the server is unreachable (VPN? firewall?)", .after.as_secs())]
     Timeout { addr: String, after: Duration },
-    /// The TLS handshake failed (untrusted certificate, wrong host name…).
-    #[error(
-        "TLS handshake with {host} failed: {detail}; if your platform uses a private CA, pass --ca-file"
-    )]
+    /// The TLS handshake failed (untrusted certificate, wrong host name…); `detail` is a
+    /// sentence with its fix ([`describe_tls`]).
+    #[error("TLS handshake with {host} failed: {detail}")]
     Tls { host: String, detail: String },
     /// The extra CA bundle is unusable.
     #[error("cannot use CA file {path}: {detail}")]
@@ -197,7 +276,13 @@ pub async fn connect(server: &ServerUrl, tls: Option<&Arc<ClientConfig>>) -> Res
         tokio::time::timeout(CONNECT_TIMEOUT, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
             .await
             .map_err(|_| NetError::Timeout { addr: addr.clone(), after: CONNECT_TIMEOUT })?
-            .map_err(|e| NetError::Tls { host: server.host().to_owned(), detail: e.to_string() })?;
+            .map_err(|e| {
+                let detail = match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                    Some(tls) => describe_tls(tls, &addr),
+                    None => e.to_string(),
+                };
+                NetError::Tls { host: server.host().to_owned(), detail }
+            })?;
     Ok(Transport::Tls(Box::new(stream)))
 }
 
@@ -226,7 +311,7 @@ pub fn classify_reqwest(server: &ServerUrl, e: &reqwest::Error) -> NetError {
     let addr = format!("{}:{}", server.host(), server.port());
     for c in causes(e) {
         if let Some(tls) = c.downcast_ref::<rustls::Error>() {
-            return NetError::Tls { host: server.host().to_owned(), detail: tls.to_string() };
+            return NetError::Tls { host: server.host().to_owned(), detail: describe_tls(tls, &addr) };
         }
         if c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::ConnectionRefused) {
             return NetError::Refused { addr };
@@ -296,6 +381,31 @@ impl AsyncWrite for Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_failures_read_as_sentences_with_their_fix() {
+        use rustls::CertificateError as C;
+        let say = |e: rustls::Error| describe_tls(&e, "sandbox.example.com:443");
+        let unknown = say(rustls::Error::InvalidCertificate(C::UnknownIssuer));
+        assert!(unknown.contains("--ca-file"), "{unknown}");
+        let ca = say(rustls::Error::InvalidCertificate(C::Other(rustls::OtherError(Arc::new(
+            io::Error::other("CaUsedAsEndEntity"),
+        )))));
+        assert!(ca.contains("CA certificate as its own") && ca.contains("--ca-file"), "{ca}");
+        let alg =
+            say(rustls::Error::InvalidCertificate(C::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                signature_algorithm_id: vec![1],
+                public_key_algorithm_id: vec![2],
+            }));
+        assert!(alg.contains("does not fit its issuer's key") && !alg.contains("Context"), "{alg}");
+        let name = say(rustls::Error::InvalidCertificate(C::NotValidForName));
+        assert!(name.contains("does not name sandbox.example.com") && !name.contains("--ca-file"), "{name}");
+        let plain = say(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType));
+        assert!(plain.contains("does not speak TLS") && !plain.contains("--ca-file"), "{plain}");
+        for e in [unknown, ca, alg, name, plain] {
+            assert!(!e.contains('{') && !e.contains("Other("), "raw: {e}");
+        }
+    }
 
     #[test]
     fn cleartext_is_refused_off_loopback_unless_allowed() {
