@@ -24,7 +24,8 @@ fuzz_target!(|input: &[u8]| {
         // The local app never sends (its reader stays pending), only receives.
         let (local_read, _keep) = tokio::io::duplex(64);
         let mut delivered = Vec::new();
-        let opts = SpliceOptions { ping_interval: None, traffic: None };
+        // The server end half-closes as our agent does.
+        let opts = SpliceOptions { ping_interval: None, half_close: role == Role::Server, ..Default::default() };
         let result = splice(socket, local_read, &mut delivered, opts).await;
         // The local side got at most the payload bytes that were in the input.
         assert!(delivered.len() <= input.len());

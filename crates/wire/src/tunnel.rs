@@ -68,7 +68,9 @@ const MAX_IOV: usize = 64;
 /// Unsent control frames (pongs owed to the peer) above which we stop reading from the peer.
 const CONTROL_BACKLOG: usize = 4 * 1024;
 
-/// How long a tunnel whose local side ended waits for the peer's Close.
+/// How long a tunnel waits for a peer that stopped reading to take our last frames once both
+/// Closes are known, and — without keepalive — how long a tunnel whose local side ended waits
+/// in silence for the peer's Close (with keepalive, the silence rule of three intervals applies).
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Which end of the WebSocket we are: clients mask what they send, servers do not.
@@ -143,11 +145,17 @@ pub struct SpliceOptions<'a> {
     pub ping_interval: Option<Duration>,
     /// Counters to add this tunnel's bytes to.
     pub traffic: Option<&'a Traffic>,
+    /// Half-close (our agent): the peer's Close 1000 ends only the peer's direction. The local
+    /// writer is shut down (the target reads EOF) and what the local side still sends goes on
+    /// to the peer until the local EOF; only then do we answer with our Close. RFC 6455 allows
+    /// it (an endpoint may send data until it sends its own Close); a peer that wants no more
+    /// simply hangs up. Off, the peer's Close is answered at once (the original server).
+    pub half_close: bool,
 }
 
 impl Default for SpliceOptions<'_> {
     fn default() -> Self {
-        SpliceOptions { ping_interval: Some(DEFAULT_PING_INTERVAL), traffic: None }
+        SpliceOptions { ping_interval: Some(DEFAULT_PING_INTERVAL), traffic: None, half_close: false }
     }
 }
 
@@ -155,10 +163,10 @@ impl Default for SpliceOptions<'_> {
 #[derive(Debug, thiserror::Error)]
 pub enum SpliceError {
     /// The local side failed.
-    #[error("local connection failed: {0}")]
+    #[error("the local connection failed: {0}")]
     Local(io::Error),
-    /// The connection under the WebSocket failed.
-    #[error("the connection to the other end failed: {0}")]
+    /// The connection under the WebSocket failed (a reset: the network, a proxy or a gateway).
+    #[error("{}", describe_io(.0))]
     WebSocket(io::Error),
     /// The peer broke RFC 6455.
     #[error(transparent)]
@@ -170,26 +178,53 @@ pub enum SpliceError {
     #[error("{}", describe_close(*.code, .reason))]
     Closed { code: u16, reason: String },
     /// The connection ended without a Close frame.
-    #[error("the other end dropped the connection without closing the tunnel (a restart or a network failure); reconnect to continue")]
+    #[error("the other end hung up without closing the tunnel: it stopped or restarted, or the network dropped the connection")]
     Dropped,
     /// No message at all (not even a pong) for three ping intervals.
-    #[error("no reply from the other end for {}s; the network or a proxy dropped the tunnel", .0.as_secs())]
+    #[error("no reply from the other end for {}s: the network or a proxy stalled the tunnel", .0.as_secs())]
     PeerSilent(Duration),
+}
+
+impl SpliceError {
+    /// The network under the tunnel failed (reset, hang-up without a Close, stall), as opposed
+    /// to an end the peer chose, a protocol error or a local failure.
+    pub fn is_network(&self) -> bool {
+        matches!(self, SpliceError::WebSocket(_) | SpliceError::Dropped | SpliceError::PeerSilent(_))
+    }
+}
+
+fn describe_io(e: &io::Error) -> String {
+    use io::ErrorKind::*;
+    match e.kind() {
+        ConnectionReset | ConnectionAborted | BrokenPipe => {
+            format!("the connection to the other end was reset by the network, a proxy or the other end: {e}")
+        }
+        _ => format!("the connection to the other end failed: {e}"),
+    }
 }
 
 fn describe_close(code: u16, reason: &str) -> String {
     if reason == DIAL_FAILED {
         "nothing is listening on that port inside the sandbox (the pod could not dial it)".into()
+    } else if code == 1001 {
+        "the other end is going away (1001: shutting down or restarting)".into()
     } else {
-        format!("the other end closed the tunnel: {code} {reason}")
+        format!("the other end closed the tunnel with an error: {code} {reason}")
     }
 }
 
 /// Pumps bytes between a WebSocket and a local byte stream until either side ends.
 ///
-/// Local EOF sends Close 1000 and then waits (up to 5 s) for the peer's Close, still
-/// delivering what arrives; the peer's Close is answered and shuts the local writer down.
-/// Returns `Ok` for a clean close from either side.
+/// Local EOF sends Close 1000 and then keeps delivering what arrives until the peer's Close (a
+/// peer with half-close, our agent, sends the target's whole reply first); it gives up only when
+/// the peer falls silent (three ping intervals; without keepalive, 5 s). The peer's Close is
+/// answered and shuts the local writer down — with [`SpliceOptions::half_close`], a Close 1000
+/// only shuts the local writer down, and our Close follows the local EOF.
+///
+/// Returns `Ok` for a clean close from either side. On an error the local writer is left as it
+/// is, neither flushed to EOF nor shut down: the caller makes the break visible to the local
+/// application (a TCP reset, an exit status) instead of a normal end that would pass a cut
+/// stream off as a complete one.
 pub async fn splice<S, R, W>(
     socket: TunnelSocket<S>,
     local_read: R,
@@ -203,9 +238,11 @@ where
 {
     let mut pump = Pump::new(socket, local_read, local_write, opts);
     let result = poll_fn(|cx| pump.poll(cx)).await;
-    // The local app sees EOF; the peer sees our FIN (and TLS close_notify).
+    // After a clean end the local app sees EOF; the peer sees our FIN (and TLS close_notify).
     let grace = Duration::from_secs(1);
-    let _ = tokio::time::timeout(grace, pump.local_w.shutdown()).await;
+    if result.is_ok() {
+        let _ = tokio::time::timeout(grace, pump.local_w.shutdown()).await;
+    }
     let _ = tokio::time::timeout(grace, pump.ws.shutdown()).await;
     result
 }
@@ -226,6 +263,7 @@ struct Pump<'a, S, R, W> {
     local_r: R,
     local_w: W,
     traffic: Option<&'a Traffic>,
+    half_close: bool,
 
     // Local → WebSocket: `up` holds one batch of payload, masked in place once framed.
     up: BytesMut,
@@ -259,6 +297,10 @@ struct Pump<'a, S, R, W> {
     /// The local side hung up after sending EOF: nothing more can be delivered.
     local_gone: bool,
     ws_eof: bool,
+    /// Half-close: the peer's Close 1000 came and the local writer is shut down.
+    local_w_shut: bool,
+    /// Bytes came from the peer after our Close: it is sending a reply (half-close).
+    heard_after_close: bool,
 
     close_sent: bool,
     close_received: Option<(u16, String)>,
@@ -287,6 +329,7 @@ where
             local_r,
             local_w,
             traffic: opts.traffic,
+            half_close: opts.half_close,
             up: BytesMut::with_capacity(SMALL_BUFFER),
             up_size: SMALL_BUFFER,
             heads: [[0; MAX_HEADER]; BATCH],
@@ -310,6 +353,8 @@ where
             local_dirty: false,
             local_gone: false,
             ws_eof: false,
+            local_w_shut: false,
+            heard_after_close: false,
             close_sent: false,
             close_received: None,
             ping,
@@ -359,6 +404,7 @@ where
         progress |= self.read_local(cx)?;
         progress |= self.deliver(cx)?;
         progress |= self.receive(cx)?;
+        progress |= self.shut_local(cx)?;
         progress |= self.timers(cx)?;
         Ok(progress)
     }
@@ -371,6 +417,11 @@ where
         if let Some((code, reason)) = &self.close_received {
             if !delivered {
                 return None;
+            }
+            if !self.close_sent {
+                // Half-closed: the local side still sends, unless the peer has hung up already
+                // (it wanted no more: its normal end).
+                return (self.ws_eof && self.control_written == 0 && self.up_written == 0).then_some(Ok(()));
             }
             let result = match *code {
                 CLOSE_NORMAL | CLOSE_NO_STATUS => Ok(()),
@@ -387,11 +438,15 @@ where
             return Some(Ok(()));
         }
         if self.ws_eof && delivered {
-            return Some(if self.close_sent { Ok(()) } else { Err(SpliceError::Dropped) });
+            // After our Close a peer may hang up without answering (some libraries do): a clean
+            // end — unless it was still sending then (a half-closing peer, our agent, carrying a
+            // reply), when the lost connection may have cut what it sent.
+            let clean = self.close_sent && !self.heard_after_close;
+            return Some(if clean { Ok(()) } else { Err(SpliceError::Dropped) });
         }
         if let Some(wait) = &mut self.close_wait {
             if wait.as_mut().poll(cx).is_ready() {
-                return Some(Ok(()));
+                return Some(Err(SpliceError::PeerSilent(CLOSE_WAIT)));
             }
         }
         None
@@ -449,12 +504,8 @@ where
 
     /// Reads the local side into a fresh batch, when the last one is sent.
     fn read_local(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
-        if self.local_eof
-            || self.close_sent
-            || self.close_received.is_some()
-            || self.up_total > 0
-            || self.control.len() > CONTROL_BACKLOG
-        {
+        // After the peer's Close we read on only when half-closed (`close_sent` still false).
+        if self.local_eof || self.close_sent || self.up_total > 0 || self.control.len() > CONTROL_BACKLOG {
             return Ok(false);
         }
         self.up.reserve(self.up_size);
@@ -467,7 +518,10 @@ where
         if n == 0 {
             self.local_eof = true;
             self.queue_close(CLOSE_NORMAL, "");
-            self.close_wait = Some(Box::pin(tokio::time::sleep(CLOSE_WAIT)));
+            if self.ping.is_none() && self.close_received.is_none() {
+                // No keepalive to notice a dead peer: wait for its Close while it keeps talking.
+                self.close_wait = Some(Box::pin(tokio::time::sleep(CLOSE_WAIT)));
+            }
             return Ok(true);
         }
         if n == self.up_size {
@@ -557,6 +611,9 @@ where
 
     /// Parses what has arrived and, once all of it is handed on, reads more from the peer.
     fn receive(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
+        if self.close_received.is_some() && !self.close_sent && !self.ws_eof {
+            return self.watch_hang_up(cx);
+        }
         if !self.out.is_empty()
             || self.close_received.is_some()
             || self.ws_eof
@@ -586,11 +643,57 @@ where
             self.ws_eof = true;
         } else {
             self.last_heard = Instant::now();
+            self.heard_after_close |= self.close_sent;
+            if let Some(wait) = &mut self.close_wait {
+                // Waiting for the peer's Close: a peer still sending is a peer still there.
+                wait.as_mut().reset(Instant::now() + CLOSE_WAIT);
+            }
             if n == self.down_size {
                 self.down_size = LARGE_BUFFER;
             }
         }
         Ok(true)
+    }
+
+    /// Half-closed: the peer sends nothing after its Close, but reading tells us when it hangs
+    /// up. Whatever it still sends breaks the rule and is dropped.
+    fn watch_hang_up(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
+        let mut sink = [0u8; 256];
+        let mut buf = tokio::io::ReadBuf::new(&mut sink);
+        match Pin::new(&mut self.ws).poll_read(cx, &mut buf) {
+            Poll::Pending => Ok(false),
+            Poll::Ready(Ok(())) => {
+                self.ws_eof = buf.filled().is_empty();
+                Ok(true)
+            }
+            // A reset after the peer's Close: it wanted no more, as with a plain hang-up.
+            Poll::Ready(Err(e)) if is_hang_up(&e) => {
+                self.ws_eof = true;
+                Ok(true)
+            }
+            Poll::Ready(Err(e)) => Err(SpliceError::WebSocket(e)),
+        }
+    }
+
+    /// Half-close: once what the peer sent is delivered, the local writer is shut down so the
+    /// target reads EOF (and can answer).
+    fn shut_local(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
+        if self.local_w_shut
+            || self.close_sent
+            || self.close_received.is_none()
+            || !self.out.is_empty()
+            || self.local_dirty
+        {
+            return Ok(false);
+        }
+        match Pin::new(&mut self.local_w).poll_shutdown(cx) {
+            Poll::Pending => Ok(false),
+            // A target that is gone already (NotConnected) will show in its read half.
+            Poll::Ready(_) => {
+                self.local_w_shut = true;
+                Ok(true)
+            }
+        }
     }
 
     /// Walks the frames in `down[pos..]`: unmasks data in place and queues it for the local
@@ -654,7 +757,9 @@ where
                     }
                     OpCode::Close => {
                         let (code, reason) = frame::parse_close(&payload)?;
-                        self.queue_close(code, "");
+                        if !(self.half_close && code == CLOSE_NORMAL && !self.close_sent) {
+                            self.queue_close(code, "");
+                        }
                         self.close_received = Some((code, reason));
                         break;
                     }
@@ -693,7 +798,8 @@ where
             return Ok(false);
         }
         let silent_for = *period * 3;
-        if self.last_heard.elapsed() > silent_for {
+        // A peer that sent its Close speaks no more; a hang-up or reset is what ends it then.
+        if self.last_heard.elapsed() > silent_for && self.close_received.is_none() {
             return Err(SpliceError::PeerSilent(silent_for));
         }
         if !self.close_sent {

@@ -206,7 +206,7 @@ async fn connections_that_cannot_writev_carry_the_same_bytes() {
 
 #[tokio::test]
 async fn keepalive_keeps_an_idle_tunnel_and_gives_up_on_a_silent_peer() {
-    let opts = || SpliceOptions { ping_interval: Some(Duration::from_millis(50)), traffic: None };
+    let opts = || SpliceOptions { ping_interval: Some(Duration::from_millis(50)), ..Default::default() };
     // A live peer answers the pings (tungstenite does while reading): idle for 12 intervals, fine.
     let (l, port) = listener().await;
     let _server = tungstenite_echo(l);

@@ -103,7 +103,9 @@ where
 {
     let started = Instant::now();
     let traffic = Traffic::default();
-    let opts = SpliceOptions { traffic: Some(&traffic), ..Default::default() };
+    // Half-close: a client's Close 1000 only says it is done sending; the target reads EOF
+    // and its reply still reaches the client (`printf 'GET / …' | proxy --stdio`).
+    let opts = SpliceOptions { traffic: Some(&traffic), half_close: true, ..Default::default() };
     let result = match ssh {
         Some((ssh_port, injector)) if ssh_port == port => {
             let (r, w) = tokio::io::split(injector.connect(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))));
@@ -111,7 +113,7 @@ where
         }
         _ => {
             // Loopback only, hard-coded: this endpoint must never become an SSRF proxy.
-            let target = match TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
+            let mut target = match TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::info!(sub = %Untrusted(&who.sub), port, "port-forward dial failed: {e}");
@@ -120,8 +122,14 @@ where
                 }
             };
             let _ = target.set_nodelay(true);
-            let (r, w) = target.into_split();
-            splice(ws, r, w, opts).await
+            // Borrowed halves keep the socket ours: a broken tunnel resets the target (an
+            // upload cut short must not look complete to it); an owned half would send a FIN.
+            let (r, w) = target.split();
+            let result = splice(ws, r, w, opts).await;
+            if result.is_err() {
+                let _ = target.set_zero_linger();
+            }
+            result
         }
     };
     let (to_client, from_client) = traffic.snapshot();
