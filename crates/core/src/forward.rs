@@ -31,12 +31,37 @@ pub enum TunnelError {
     /// The tunnel could not be opened.
     #[error(transparent)]
     Api(#[from] ApiError),
-    /// The tunnel broke while in use.
-    #[error(transparent)]
-    Splice(#[from] SpliceError),
+    /// The tunnel broke while in use. Not a `source`: the message already holds the cause,
+    /// and a chain printer (`{:#}`) would repeat it.
+    #[error("{err}{advice}", err = .0, advice = advice(.0))]
+    Splice(SpliceError),
     /// The local socket failed.
     #[error("local socket failed: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<SpliceError> for TunnelError {
+    fn from(e: SpliceError) -> Self {
+        TunnelError::Splice(e)
+    }
+}
+
+/// What to do about a broken tunnel, for the one line the user sees.
+fn advice(e: &SpliceError) -> &'static str {
+    match e {
+        // Protocol v1 cannot resume: the connection through the tunnel is gone for good.
+        e if e.is_network() => {
+            "; what was in flight is lost (the tunnel cannot resume): reconnect once the network is back (`sandbox-forward status` checks the server)"
+        }
+        SpliceError::Closed { reason, .. } if reason == sandbox_wire::tunnel::DIAL_FAILED => {
+            ": start the service in the sandbox, or check the port"
+        }
+        SpliceError::Closed { .. } => "; reconnect, and if it happens again see the sandbox agent's log",
+        SpliceError::Protocol(_) | SpliceError::Unsupported(_) => {
+            "; check that --server is the sandbox's server and not another WebSocket service"
+        }
+        _ => "",
+    }
 }
 
 /// Live numbers of one forward, read by `status` and the app.
@@ -103,16 +128,40 @@ pub async fn serve(listener: TcpListener, api: ApiClient, remote_port: u16, stat
 }
 
 async fn forward_one(
-    socket: TcpStream,
+    mut socket: TcpStream,
+    api: &ApiClient,
+    remote_port: u16,
+    stats: &ForwardStats,
+) -> Result<(), TunnelError> {
+    let result = carry(&mut socket, api, remote_port, stats).await;
+    if result.is_err() {
+        // A tunnel that could not open or broke ends the local connection with a reset, not a
+        // FIN: an application must not take a cut download for a complete one.
+        abort(&socket);
+    }
+    result
+}
+
+async fn carry(
+    socket: &mut TcpStream,
     api: &ApiClient,
     remote_port: u16,
     stats: &ForwardStats,
 ) -> Result<(), TunnelError> {
     socket.set_nodelay(true)?;
     let ws = api.open_tunnel(remote_port).await?;
-    let (r, w) = socket.into_split();
+    // Borrowed halves: the socket stays ours, to be reset on a failure (an owned write half
+    // would send a FIN as it drops).
+    let (r, w) = socket.split();
     splice(ws, r, w, SpliceOptions { traffic: Some(&stats.traffic), ..Default::default() }).await?;
     Ok(())
+}
+
+/// Makes the coming close of `socket` a reset (`SO_LINGER 0`: RST, unsent bytes discarded).
+pub fn abort(socket: &TcpStream) {
+    if let Err(e) = socket.set_zero_linger() {
+        tracing::debug!("cannot set SO_LINGER 0 to reset the local connection: {e}");
+    }
 }
 
 /// Carries one tunnel over a pair of local byte streams (`--stdio`, and `--ssh` for ssh).
