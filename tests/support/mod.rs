@@ -1,6 +1,7 @@
 //! Test harness: real processes on loopback, each stopped by PID when its guard drops — also
 //! when a test fails half-way.
 
+pub mod fault;
 pub mod gateway;
 pub mod keychain;
 pub mod oidc;

@@ -1,0 +1,264 @@
+//! The tunnel under faults (issue 13, protocol v1): a tunnel that breaks reaches the local
+//! application as a broken connection (RST, non-zero exit), never as a clean end; and a local
+//! side that finishes sending still gets the whole reply (half-close, between our CLI and our
+//! agent). Faults come from `support::fault::FaultProxy` between the CLI and the agent.
+//!
+//! Unix only: these drive the pod side (`sandbox-agent`, Unix by design).
+#![cfg(unix)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use sandbox_tests::fault::FaultProxy;
+use sandbox_tests::{echo_server, eventually, free_port, stderr, stdout, wait, Agent, Guard, Home};
+
+const T: Duration = Duration::from_secs(15);
+/// What the download server sends: far more than the socket buffers on the way hold.
+const DOWNLOAD: usize = 256 << 20;
+
+/// A server "in the pod" that sends [`DOWNLOAD`] bytes to each connection, then closes.
+fn download_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let chunk = vec![7u8; 64 * 1024];
+                let mut sent = 0;
+                while sent < DOWNLOAD && c.write_all(&chunk).is_ok() {
+                    sent += chunk.len();
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A server "in the pod" that reads its request to EOF, waits `delay`, then answers with a
+/// line naming the request's size followed by `extra` bytes, and closes (as `nc -q`, an HTTP/1.0
+/// server reading a body to EOF, or a `wc`-like service do).
+fn reply_after_eof_server(delay: Duration, extra: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut request = Vec::new();
+                if c.read_to_end(&mut request).is_err() {
+                    return;
+                }
+                std::thread::sleep(delay);
+                let _ = c.write_all(format!("got {} bytes\n", request.len()).as_bytes());
+                let _ = c.write_all(&vec![b'x'; extra]);
+            });
+        }
+    });
+    port
+}
+
+/// `sandbox-forward proxy --server URL --port PORT` plus `args`, its pipes as given.
+fn proxy(home: &Home, server: &str, port: u16, args: &[&str]) -> std::process::Command {
+    let mut c = home.cli(&["proxy", "--server", server, "--port", &port.to_string()]);
+    c.args(args);
+    c
+}
+
+/// Starts `proxy --port` listening on a free local port and waits until it accepts.
+fn forward(home: &Home, server: &str, port: u16) -> (Guard, u16) {
+    let local = free_port();
+    let child = proxy(home, server, port, &["--local-port", &local.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = Guard { child, name: "proxy --port" };
+    assert!(eventually(T, || TcpStream::connect(("127.0.0.1", local)).is_ok()), "forward never listened");
+    (guard, local)
+}
+
+/// Reads `n` bytes, then hands the connection back.
+fn read_some(c: &mut TcpStream, n: usize) {
+    let mut buf = vec![0u8; n];
+    c.read_exact(&mut buf).expect("the first bytes of the download");
+}
+
+/// Reads to the end; returns how many bytes came and how the stream ended.
+fn drain(c: &mut TcpStream) -> (usize, std::io::Result<()>) {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = 0;
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return (got, Ok(())),
+            Ok(n) => got += n,
+            Err(e) => return (got, Err(e)),
+        }
+    }
+}
+
+#[test]
+fn a_reset_mid_download_reaches_the_local_app_as_a_reset_not_an_end() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let fault = FaultProxy::start(agent.port);
+    let home = Home::new();
+    let (_proxy, local) = forward(&home, &fault.url(), download_server());
+
+    let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    read_some(&mut c, 4 << 20);
+    let before = fault.accepted();
+    fault.reset_all();
+    let (got, end) = drain(&mut c);
+    assert!(got + (4 << 20) < DOWNLOAD, "the whole download arrived despite the reset");
+    let err = end.expect_err("a download cut by a reset ended like a complete one");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+
+    // The forward itself carries on: the next connection gets a fresh tunnel.
+    let mut again = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    again.set_read_timeout(Some(T)).unwrap();
+    read_some(&mut again, 1 << 20);
+    assert!(fault.accepted() > before, "the second connection did not go through the proxy");
+}
+
+#[test]
+fn an_agent_killed_mid_download_reaches_the_local_app_as_a_reset() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let home = Home::new();
+    let (_proxy, local) = forward(&home, &agent.url(), download_server());
+
+    let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    read_some(&mut c, 4 << 20);
+    drop(agent);
+    let (got, end) = drain(&mut c);
+    assert!(got + (4 << 20) < DOWNLOAD, "the whole download arrived despite the kill");
+    let err = end.expect_err("a download cut by the agent's death ended like a complete one");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+}
+
+/// Waits for a `proxy --stdio` whose stdout we drain meanwhile (it would block on a full pipe).
+fn finish(mut child: Child) -> (usize, std::process::Output) {
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0;
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        got
+    });
+    let o = wait(child, T);
+    (reader.join().unwrap(), o)
+}
+
+#[test]
+fn proxy_stdio_exits_non_zero_naming_the_cause_when_the_tunnel_is_reset() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let fault = FaultProxy::start(agent.port);
+    let home = Home::new();
+    let mut child = proxy(&home, &fault.url(), download_server(), &["--stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stdin = child.stdin.take().unwrap();
+    let mut first = vec![0u8; 4 << 20];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    fault.reset_all();
+    let (rest, o) = finish(child);
+    assert!(first.len() + rest < DOWNLOAD, "the whole download arrived despite the reset");
+    assert!(!o.status.success(), "a reset tunnel exited 0; stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("reset"), "the cause is not named: {err}");
+    assert!(err.contains("reconnect"), "nothing says what to do: {err}");
+    eprintln!("{err}");
+}
+
+#[test]
+fn half_close_a_local_eof_still_gets_the_whole_reply() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let home = Home::new();
+    // `printf 'GET / HTTP/1.0\r\n\r\n' | sandbox-forward proxy --port N --stdio`, against a
+    // server that answers only once the request has ended, and only after 6 s (longer than the
+    // 5 s the client used to wait after its EOF).
+    let slow = reply_after_eof_server(Duration::from_secs(6), 0);
+    let mut child = proxy(&home, &agent.url(), slow, &["--stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let o = wait(child, T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "got 18 bytes\n");
+
+    // The same through `proxy --port`, with a reply larger than every buffer on the way.
+    let big = 8 << 20;
+    let (_proxy, local) = forward(&home, &agent.url(), reply_after_eof_server(Duration::ZERO, big));
+    let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(&[1u8; 100_000]).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut reply = Vec::new();
+    c.read_to_end(&mut reply).expect("a clean end after the whole reply");
+    assert_eq!(reply.len(), "got 100000 bytes\n".len() + big);
+    assert!(reply.starts_with(b"got 100000 bytes\n"));
+}
+
+#[test]
+fn the_fault_proxy_stalls_refuses_resets_and_resumes() {
+    let fault = FaultProxy::start(echo_server());
+    let mut c = TcpStream::connect(("127.0.0.1", fault.port())).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 4];
+    c.write_all(b"ping").unwrap();
+    c.read_exact(&mut buf).unwrap();
+
+    // A black hole: nothing arrives, nothing closes; then the held bytes flow again.
+    fault.stall();
+    c.write_all(b"held").unwrap();
+    let err = c.read(&mut buf).expect_err("bytes crossed a stalled proxy");
+    assert!(matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "{err}");
+    fault.resume();
+    c.set_read_timeout(Some(T)).unwrap();
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"held");
+
+    // Refusing: new connections fail, the open one still works; then new ones are accepted.
+    fault.refuse();
+    assert!(eventually(T, || TcpStream::connect(("127.0.0.1", fault.port())).is_err()));
+    c.write_all(b"open").unwrap();
+    c.read_exact(&mut buf).unwrap();
+    fault.resume();
+    assert!(eventually(T, || TcpStream::connect(("127.0.0.1", fault.port())).is_ok()));
+
+    // A reset reaches the client as a reset.
+    fault.reset_all();
+    let err = c.read(&mut buf).expect_err("the connection survived a reset");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+}
+
+/// The proxy also serves tests that run on a tokio runtime (it keeps a runtime of its own).
+#[tokio::test]
+async fn the_fault_proxy_starts_and_stops_inside_a_runtime() {
+    let fault = FaultProxy::start(echo_server());
+    let mut c = tokio::net::TcpStream::connect(("127.0.0.1", fault.port())).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    c.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    c.read_exact(&mut buf).await.unwrap();
+    drop(fault);
+    // Dropped: its sockets are closed.
+    assert!(matches!(c.read(&mut buf).await, Ok(0) | Err(_)));
+}
