@@ -107,6 +107,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ApiClient {
     endpoint: Endpoint,
     http: reqwest::Client,
+    /// How long the answer to the WebSocket upgrade may take.
+    upgrade_timeout: Duration,
     /// TLS for tunnels (HTTP/1.1 only: the upgrade needs it), built once; `None` for http.
     tunnel_tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -114,10 +116,15 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client for `endpoint`. Builds the TLS config once; cheap to clone.
     pub fn new(endpoint: Endpoint) -> Result<Self, ApiError> {
+        Self::with_timeouts(endpoint, REQUEST_TIMEOUT, net::CONNECT_TIMEOUT)
+    }
+
+    /// [`ApiClient::new`] with other limits for one API request and for the upgrade's answer.
+    fn with_timeouts(endpoint: Endpoint, request: Duration, upgrade: Duration) -> Result<Self, ApiError> {
         endpoint.tls.check_cleartext(&endpoint.server.endpoint("/"), "the sandbox server")?;
         let mut builder = reqwest::Client::builder()
-            .connect_timeout(net::CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(net::CONNECT_TIMEOUT.min(request))
+            .timeout(request)
             .user_agent(USER_AGENT)
             // Credentials (`--header`, cookies, the bearer) and our public key are for this
             // server only: a redirect is reported, never followed.
@@ -134,7 +141,7 @@ impl ApiClient {
             None
         };
         let http = builder.build().map_err(|e| NetError::TlsSetup(e.to_string()))?;
-        Ok(ApiClient { endpoint, http, tunnel_tls })
+        Ok(ApiClient { endpoint, http, upgrade_timeout: upgrade, tunnel_tls })
     }
 
     /// The endpoint this client talks to.
@@ -145,9 +152,10 @@ impl ApiClient {
     /// `GET /api/ssh-port`: the embedded SSH server's port (and, from our agent, its host key).
     pub async fn ssh_port(&self) -> Result<SshPortResponse, ApiError> {
         let url = self.endpoint.server.endpoint(SSH_PORT_PATH);
+        let started = std::time::Instant::now();
         let resp = self.send(self.http.get(url.clone())).await?;
         let resp = self.check(resp, Feature::Ssh).await?;
-        let body = resp.bytes().await.map_err(|e| self.net(&e))?;
+        let body = resp.bytes().await.map_err(|e| self.net(&e, started.elapsed()))?;
         serde_json::from_slice(&body).map_err(|e| ApiError::BadBody {
             url: url.to_string(),
             // serde quotes the offending value: it is the server's text.
@@ -195,8 +203,13 @@ impl ApiClient {
         let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
         let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
         let upgrade = handshake::client(&mut transport, host, target, &headers);
-        match tokio::time::timeout(net::CONNECT_TIMEOUT, upgrade).await {
-            Err(_) => Err(NetError::Timeout { addr: url.to_string(), after: net::CONNECT_TIMEOUT }.into()),
+        match tokio::time::timeout(self.upgrade_timeout, upgrade).await {
+            Err(_) => Err(NetError::Timeout {
+                addr: url.to_string(),
+                phase: net::TimeoutPhase::Upgrade,
+                after: self.upgrade_timeout,
+            }
+            .into()),
             Ok(Ok(read_ahead)) => Ok(TunnelSocket::new(transport, Role::Client, &read_ahead)),
             Ok(Err(HandshakeError::Refused { status, body })) => {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -224,7 +237,8 @@ impl ApiClient {
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
         let headers = self.auth_headers().await?;
-        req.headers(headers).send().await.map_err(|e| self.net(&e))
+        let started = std::time::Instant::now();
+        req.headers(headers).send().await.map_err(|e| self.net(&e, started.elapsed()))
     }
 
     async fn check(&self, resp: reqwest::Response, feature: Feature) -> Result<reqwest::Response, ApiError> {
@@ -274,8 +288,8 @@ impl ApiClient {
         }
     }
 
-    fn net(&self, e: &reqwest::Error) -> ApiError {
-        net::classify_reqwest(&self.endpoint.server, e).into()
+    fn net(&self, e: &reqwest::Error, waited: Duration) -> ApiError {
+        net::classify_reqwest(&self.endpoint.server, e, waited).into()
     }
 }
 
@@ -382,6 +396,29 @@ mod tests {
         // Give a followed request time to arrive: none may.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(elsewhere_saw.try_recv().is_err(), "a credential went to the redirect target");
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_naming_the_phase_and_the_real_time() {
+        // Accepts TCP, never answers.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                held.push(sock);
+            }
+        });
+        let endpoint = client(&server).endpoint().clone();
+        let api = ApiClient::with_timeouts(endpoint, Duration::from_secs(1), Duration::from_secs(2)).unwrap();
+        let started = std::time::Instant::now();
+        let msg = api.ssh_port().await.unwrap_err().to_string();
+        let took = started.elapsed();
+        assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(5), "{took:?}");
+        assert!(msg.contains("accepted the connection but sent no answer within 1 s"), "{msg}");
+        assert!(!msg.contains("connecting"), "{msg}");
+        let msg = api.open_tunnel(2222).await.err().expect("timed out").to_string();
+        assert!(msg.contains("did not answer the WebSocket upgrade within 2 s"), "{msg}");
     }
 
     #[tokio::test]

@@ -211,9 +211,9 @@ pub enum NetError {
     /// Nothing listens at the address.
     #[error("connection refused by {addr}: the sandbox server is not running there; check the server URL")]
     Refused { addr: String },
-    /// No answer in time.
-    #[error("timed out connecting to {addr} after {}s: the server is unreachable (VPN? firewall?)", .after.as_secs())]
-    Timeout { addr: String, after: Duration },
+    /// No answer in time; `phase` says to what, `after` how long we really waited.
+    #[error("{}", timeout_message(addr, *phase, *after))]
+    Timeout { addr: String, phase: TimeoutPhase, after: Duration },
     /// The TLS handshake failed (untrusted certificate, wrong host name…); `detail` is a
     /// sentence with its fix ([`describe_tls`]).
     #[error("TLS handshake with {host} failed: {detail}")]
@@ -230,6 +230,37 @@ pub enum NetError {
     /// Any other socket error.
     #[error("network error talking to {addr}: {source}")]
     Io { addr: String, source: io::Error },
+}
+
+/// Which step of reaching the server ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutPhase {
+    /// DNS and TCP: nothing answered at all.
+    Connect,
+    /// TCP connected, the TLS handshake did not finish.
+    Tls,
+    /// Connected; the answer to an API request did not come.
+    Response,
+    /// Connected; the answer to the WebSocket upgrade did not come.
+    Upgrade,
+}
+
+fn timeout_message(addr: &str, phase: TimeoutPhase, after: Duration) -> String {
+    let secs = format!("{:.0} s", after.as_secs_f64());
+    match phase {
+        TimeoutPhase::Connect => {
+            format!("timed out connecting to {addr} after {secs}: the server is unreachable (VPN? firewall?)")
+        }
+        TimeoutPhase::Tls => format!(
+            "{addr} accepted the connection but the TLS handshake did not finish within {secs}: something there does not answer TLS; check the URL's port"
+        ),
+        TimeoutPhase::Response => format!(
+            "{addr} accepted the connection but sent no answer within {secs}: the server, or a proxy in front of it, is stuck; try again or check the server"
+        ),
+        TimeoutPhase::Upgrade => format!(
+            "{addr} accepted the connection but did not answer the WebSocket upgrade within {secs}: the server, or a proxy in front of it, is stuck; try again or check the server"
+        ),
+    }
 }
 
 /// The byte stream under a tunnel's WebSocket: plain TCP for `http://`, TLS for `https://`.
@@ -263,7 +294,11 @@ pub async fn connect(server: &ServerUrl, tls: Option<&Arc<ClientConfig>>) -> Res
         })
     })
     .await
-    .map_err(|_| NetError::Timeout { addr: addr.clone(), after: CONNECT_TIMEOUT })??;
+    .map_err(|_| NetError::Timeout {
+        addr: addr.clone(),
+        phase: TimeoutPhase::Connect,
+        after: CONNECT_TIMEOUT,
+    })??;
     tcp.set_nodelay(true).map_err(|e| classify_io(&addr, e))?;
     if !server.is_tls() {
         return Ok(Transport::Plain(tcp));
@@ -275,7 +310,11 @@ pub async fn connect(server: &ServerUrl, tls: Option<&Arc<ClientConfig>>) -> Res
     let stream =
         tokio::time::timeout(CONNECT_TIMEOUT, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
             .await
-            .map_err(|_| NetError::Timeout { addr: addr.clone(), after: CONNECT_TIMEOUT })?
+            .map_err(|_| NetError::Timeout {
+                addr: addr.clone(),
+                phase: TimeoutPhase::Tls,
+                after: CONNECT_TIMEOUT,
+            })?
             .map_err(|e| {
                 let detail = match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
                     Some(tls) => describe_tls(tls, &addr),
@@ -290,7 +329,9 @@ pub async fn connect(server: &ServerUrl, tls: Option<&Arc<ClientConfig>>) -> Res
 pub fn classify_io(addr: &str, e: io::Error) -> NetError {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => NetError::Refused { addr: addr.to_owned() },
-        io::ErrorKind::TimedOut => NetError::Timeout { addr: addr.to_owned(), after: CONNECT_TIMEOUT },
+        io::ErrorKind::TimedOut => {
+            NetError::Timeout { addr: addr.to_owned(), phase: TimeoutPhase::Connect, after: CONNECT_TIMEOUT }
+        }
         _ => NetError::Io { addr: addr.to_owned(), source: e },
     }
 }
@@ -306,8 +347,9 @@ fn causes<'a>(
     })
 }
 
-/// Classifies a reqwest failure by walking its cause chain.
-pub fn classify_reqwest(server: &ServerUrl, e: &reqwest::Error) -> NetError {
+/// Classifies a reqwest failure by walking its cause chain; `waited` is how long the request
+/// had been running (the time a timeout message names).
+pub fn classify_reqwest(server: &ServerUrl, e: &reqwest::Error, waited: Duration) -> NetError {
     let addr = format!("{}:{}", server.host(), server.port());
     for c in causes(e) {
         if let Some(tls) = c.downcast_ref::<rustls::Error>() {
@@ -321,7 +363,9 @@ pub fn classify_reqwest(server: &ServerUrl, e: &reqwest::Error) -> NetError {
         }
     }
     if e.is_timeout() {
-        return NetError::Timeout { addr, after: CONNECT_TIMEOUT };
+        // reqwest's connect step covers TCP and TLS; after it, the wait is for the answer.
+        let phase = if e.is_connect() { TimeoutPhase::Connect } else { TimeoutPhase::Response };
+        return NetError::Timeout { addr, phase, after: waited };
     }
     // Unclassified: the innermost cause says what actually went wrong.
     let innermost = causes(e).last().map(|c| c.to_string()).unwrap_or_default();
