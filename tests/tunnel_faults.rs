@@ -262,3 +262,47 @@ async fn the_fault_proxy_starts_and_stops_inside_a_runtime() {
     // Dropped: its sockets are closed.
     assert!(matches!(c.read(&mut buf).await, Ok(0) | Err(_)));
 }
+
+/// The production path, nginx in front of the agent, with the faults between the CLI and nginx:
+/// half-close passes through nginx (it only relays the frames), and a reset still reaches the
+/// local application as a reset.
+#[test]
+fn through_the_nginx_gateway_half_close_and_resets_behave_the_same() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &[]);
+    let gateway = sandbox_tests::gateway::Gateway::start(agent.port, "good-token-1d2c", "alice");
+    let fault = FaultProxy::start(gateway.port);
+    let home = Home::new();
+    let token = home.path().join("token");
+    std::fs::write(&token, "good-token-1d2c\n").unwrap();
+    let token = token.display().to_string();
+
+    let mut child =
+        proxy(&home, &fault.url(), reply_after_eof_server(Duration::from_millis(200), 1 << 20), &[])
+            .args(["--stdio", "--bearer-file", &token])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    child.stdin.take().unwrap().write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let o = wait(child, T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.starts_with(b"got 18 bytes\n"), "{}", stderr(&o));
+    assert_eq!(o.stdout.len(), "got 18 bytes\n".len() + (1 << 20));
+
+    let mut child = proxy(&home, &fault.url(), download_server(), &["--stdio", "--bearer-file", &token])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stdin = child.stdin.take().unwrap();
+    let mut first = vec![0u8; 4 << 20];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    fault.reset_all();
+    let (rest, o) = finish(child);
+    assert!(first.len() + rest < DOWNLOAD, "the whole download arrived despite the reset");
+    assert!(!o.status.success(), "a reset tunnel exited 0; stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("reset"), "{}", stderr(&o));
+}
