@@ -306,3 +306,30 @@ fn through_the_nginx_gateway_half_close_and_resets_behave_the_same() {
     assert!(!o.status.success(), "a reset tunnel exited 0; stderr: {}", stderr(&o));
     assert!(stderr(&o).contains("reset"), "{}", stderr(&o));
 }
+
+/// `proxy --ssh` (the ProxyCommand) likewise: ssh hears the pod's banner, the tunnel is reset,
+/// and the ProxyCommand exits non-zero with one line naming the cause, which ssh shows.
+#[test]
+fn proxy_ssh_exits_non_zero_naming_the_cause_when_the_tunnel_is_reset() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let fault = FaultProxy::start(agent.port);
+    let home = Home::new();
+    let mut child = home
+        .cli(&["proxy", "--ssh", "--server", &fault.url()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stdin = child.stdin.take().unwrap();
+    let mut banner = [0u8; 8];
+    child.stdout.as_mut().unwrap().read_exact(&mut banner).unwrap();
+    assert_eq!(&banner, b"SSH-2.0-");
+    fault.reset_all();
+    let (_, o) = finish(child);
+    assert!(!o.status.success(), "a reset tunnel exited 0; stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("reset") && err.contains("reconnect"), "{err}");
+}
