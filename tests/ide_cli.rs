@@ -114,3 +114,31 @@ fn open_uses_the_apps_default_editor() {
     cmd.env("PATH", zed.parent().unwrap());
     assert!(ok(&run(cmd, T)).starts_with("jetbrains-gateway://"));
 }
+
+/// Shell completion offers the sandboxes set up here wherever a command takes a sandbox name
+/// (clap's dynamic completion: the shell asks the binary).
+#[test]
+fn completions_offer_sandbox_names() {
+    let home = home_with_profile("alpha", "");
+    std::fs::write(
+        home.path().join(".config/sandbox/sandboxes/beta.toml"),
+        "server = \"https://b.invalid\"\n",
+    )
+    .unwrap();
+    let complete = |words: &[&str]| {
+        let mut cmd = home.cli(&["--", "sandbox-forward"]);
+        cmd.args(words).env("COMPLETE", "fish");
+        ok(&run(cmd, T))
+    };
+    for words in [&["open", ""][..], &["status", ""], &["forget", "a"], &["proxy", "--sandbox", ""]] {
+        let out = complete(words);
+        let names: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
+        assert!(names.contains(&"alpha"), "{words:?}: {out}");
+        if words.last() == Some(&"") {
+            assert!(names.contains(&"beta"), "{words:?}: {out}");
+        }
+    }
+    // `completions SHELL` prints the script that hooks the shell up to that.
+    let script = ok(&run(home.cli(&["completions", "bash"]), T));
+    assert!(script.contains("COMPLETE=\"bash\"") || script.contains("COMPLETE=bash"), "{script}");
+}

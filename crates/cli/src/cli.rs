@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::engine::ArgValueCandidates;
 use sandbox_core::ide::Ide;
 
 /// Tunnel SSH and TCP ports to a remote sandbox pod over an authenticated WebSocket.
@@ -23,6 +24,7 @@ pub enum Command {
     #[command(name = "ssh-setup")]
     SshSetup {
         /// Sandbox name: letters, digits, '-' and '_'. Becomes the ssh host alias.
+        #[arg(add = ArgValueCandidates::new(crate::environment::sandbox_names))]
         name: String,
         /// Sandbox server URL (https://sandbox.example.com; a bare host means https). Without
         /// it, the sandbox's saved settings are used (one added in the app, or set up before).
@@ -39,11 +41,13 @@ pub enum Command {
     /// Sign in to a sandbox's OpenID provider in the browser.
     Login {
         /// Sandbox name (set up with ssh-setup --oidc-issuer).
+        #[arg(add = ArgValueCandidates::new(crate::environment::sandbox_names))]
         name: String,
     },
     /// Sign out: revoke the refresh token where the provider supports it, delete the stored tokens.
     Logout {
         /// Sandbox name.
+        #[arg(add = ArgValueCandidates::new(crate::environment::sandbox_names))]
         name: String,
     },
     /// Tunnel to the sandbox: SSH on stdio (--ssh, for ProxyCommand), a local port (--port), or a port on stdio.
@@ -54,6 +58,7 @@ pub enum Command {
     /// Run a sandbox's saved forwards (those marked --auto-start, or all with --all) until Ctrl-C.
     Up {
         /// Sandbox name.
+        #[arg(add = ArgValueCandidates::new(crate::environment::sandbox_names))]
         name: String,
         /// Start every saved forward, not only the auto-start ones.
         #[arg(long)]
@@ -62,6 +67,7 @@ pub enum Command {
     /// Open a sandbox in VS Code, Cursor, JetBrains Gateway, Zed or a terminal (over `ssh NAME`).
     Open {
         /// Sandbox name.
+        #[arg(add = ArgValueCandidates::new(crate::environment::sandbox_names))]
         name: String,
         /// vscode (or code), cursor, gateway (or jetbrains), zed or terminal (default: the
         /// editor chosen in the app's preferences, else vscode).
@@ -77,6 +83,7 @@ pub enum Command {
     /// Show what is set up for one or all sandboxes and whether it works.
     Status {
         /// Only this sandbox.
+        #[arg(add = ArgValueCandidates::new(crate::environment::sandbox_names))]
         name: Option<String>,
         /// Skip the network checks (server reachable, key accepted).
         #[arg(long)]
@@ -87,6 +94,7 @@ pub enum Command {
     /// Remove a sandbox's keys, settings and Host block.
     Forget {
         /// Sandbox name.
+        #[arg(add = ArgValueCandidates::new(crate::environment::sandbox_names))]
         name: String,
     },
     /// Find and repair orphaned keys or blocks, a moved binary, a missing Include.
@@ -100,7 +108,8 @@ pub enum Command {
     },
     /// Print the version.
     Version,
-    /// Print shell completions for bash, zsh, fish, elvish or powershell.
+    /// Print the shell hook for completions (bash, zsh, fish, elvish or powershell): it asks
+    /// this binary, so sandbox names complete too. E.g. `source <(sandbox-forward completions bash)`.
     Completions {
         /// Target shell.
         shell: clap_complete::Shell,
@@ -110,7 +119,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// Use the server and credentials stored for this sandbox by ssh-setup.
-    #[arg(long, conflicts_with = "server")]
+    #[arg(long, conflicts_with = "server", add = ArgValueCandidates::new(crate::environment::sandbox_names))]
     pub sandbox: Option<String>,
     /// Sandbox server URL.
     #[arg(long, required_unless_present = "sandbox")]
@@ -178,6 +187,7 @@ pub enum ForwardCommand {
     /// Save a forward: 127.0.0.1:LOCAL → PORT in the sandbox.
     Add {
         /// Sandbox name.
+        #[arg(add = ArgValueCandidates::new(crate::environment::sandbox_names))]
         name: String,
         /// Port inside the sandbox (1024-65535).
         #[arg(long)]
@@ -195,6 +205,7 @@ pub enum ForwardCommand {
     /// Remove a saved forward.
     Rm {
         /// Sandbox name.
+        #[arg(add = ArgValueCandidates::new(crate::environment::sandbox_names))]
         name: String,
         /// Port inside the sandbox.
         #[arg(long)]
@@ -203,6 +214,7 @@ pub enum ForwardCommand {
     /// List saved forwards.
     List {
         /// Only this sandbox.
+        #[arg(add = ArgValueCandidates::new(crate::environment::sandbox_names))]
         name: Option<String>,
     },
 }

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::CommandFactory;
 use sandbox_core::api::{ApiClient, Endpoint};
 use sandbox_core::auth::{parse_pair, Credentials};
 use sandbox_core::forward::{self, ForwardStats};
@@ -49,12 +48,18 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut crate::cli::Cli::command(),
+            // The dynamic hook (what `COMPLETE=SHELL sandbox-forward` prints): the shell asks
+            // the binary at each TAB, so the names of the sandboxes set up here complete too.
+            let name = shell.to_string();
+            let shells = clap_complete::env::Shells::builtins();
+            let hook = shells.completer(&name).context("no completion hook for that shell")?;
+            hook.write_registration(
+                "COMPLETE",
+                "sandbox-forward",
+                "sandbox-forward",
                 "sandbox-forward",
                 &mut std::io::stdout(),
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -66,6 +66,23 @@ pub fn open_url(url: &str) -> std::io::Result<()> {
     open::that_detached(url)
 }
 
+/// The sandboxes set up here, for shell completion (nothing when the home is unknown).
+pub fn sandbox_names() -> Vec<clap_complete::engine::CompletionCandidate> {
+    let Ok(install) = installation() else { return Vec::new() };
+    install
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| {
+            let candidate = clap_complete::engine::CompletionCandidate::new(s.name.as_str());
+            match s.server {
+                Some(server) => candidate.help(Some(server.into())),
+                None => candidate,
+            }
+        })
+        .collect()
+}
+
 /// Whether log lines on stderr may carry ANSI colour: only on a terminal, and not when
 /// `NO_COLOR` is set to anything non-empty (<https://no-color.org>).
 pub fn log_colour() -> bool {
