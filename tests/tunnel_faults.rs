@@ -333,3 +333,43 @@ fn proxy_ssh_exits_non_zero_naming_the_cause_when_the_tunnel_is_reset() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("reset") && err.contains("reconnect"), "{err}");
 }
+
+/// The other way round: an upload cut by a broken tunnel reaches the server in the pod as a
+/// reset too (the agent resets its connection to the target), not as a complete request.
+#[test]
+fn a_reset_mid_upload_reaches_the_pod_server_as_a_reset() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let pod_port = listener.local_addr().unwrap().port();
+    let (ended, how) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            let ended = ended.clone();
+            std::thread::spawn(move || {
+                c.set_read_timeout(Some(T)).unwrap();
+                let mut buf = vec![0u8; 1 << 20];
+                let mut got = 0;
+                let end = loop {
+                    match c.read(&mut buf) {
+                        Ok(0) => break Ok(got),
+                        Ok(n) => got += n,
+                        Err(e) => break Err(e.kind()),
+                    }
+                };
+                // The forward's readiness probe also comes through, empty: only the upload counts.
+                if end != Ok(0) {
+                    let _ = ended.send(end);
+                }
+            });
+        }
+    });
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let fault = FaultProxy::start(agent.port);
+    let home = Home::new();
+    let (_proxy, local) = forward(&home, &fault.url(), pod_port);
+    let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    c.write_all(&vec![3u8; 4 << 20]).unwrap();
+    fault.reset_all();
+    let end = how.recv_timeout(T).expect("the pod server saw an end");
+    assert_eq!(end, Err(ErrorKind::ConnectionReset), "a cut upload ended like a complete one");
+}
