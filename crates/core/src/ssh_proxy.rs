@@ -114,9 +114,10 @@ pub async fn check_tunnel(api: &ApiClient, port: u16) -> Result<(), SshProxyErro
     use tokio::io::AsyncReadExt;
     let (ours, theirs) = tokio::io::duplex(4096);
     let (their_read, their_write) = tokio::io::split(theirs);
-    // Our write half stays open (unused) so the tunnel's input does not end before we are done.
-    let (mut read, _write) = tokio::io::split(ours);
+    // Our write half stays open (unused) until the greeting is in: its end is the tunnel's EOF.
+    let (mut read, write) = tokio::io::split(ours);
     let pump = forward::stdio(api, port, their_read, their_write);
+    tokio::pin!(pump);
     let greeting = async {
         let mut got = Vec::new();
         let mut buf = [0u8; 256];
@@ -129,7 +130,7 @@ pub async fn check_tunnel(api: &ApiClient, port: u16) -> Result<(), SshProxyErro
         got
     };
     let got = tokio::select! {
-        result = pump => {
+        result = &mut pump => {
             result?;
             Vec::new()
         }
@@ -142,6 +143,9 @@ pub async fn check_tunnel(api: &ApiClient, port: u16) -> Result<(), SshProxyErro
         },
     };
     if got.starts_with(b"SSH-") {
+        // Dropped without a close handshake: waiting for the pod's SSH server to end its side
+        // took seconds (measured: the e2e suite 4 s -> 43 s), for nothing the user sees.
+        drop((write, read));
         return Ok(());
     }
     let detail = if got.is_empty() {
