@@ -159,6 +159,7 @@ pub fn describe_tls(e: &rustls::Error, addr: &str) -> String {
         rustls::Error::InvalidCertificate(C::BadSignature) => "the server's certificate signature does not verify: --ca-file may hold a different CA than the one that issued it".into(),
         _ if debug.contains("CaUsedAsEndEntity") => "the server presents a CA certificate as its own (a self-signed certificate made with `openssl req -x509` is a CA); pass exactly that certificate with --ca-file, or give the server a certificate issued by a CA".into(),
         _ if debug.contains("UnsupportedSignatureAlgorithm") => "the server's certificate is signed with an algorithm that does not fit its issuer's key (or one not supported): check that --ca-file holds the CA that issued it, or reissue the certificate with RSA or ECDSA and SHA-256".into(),
+        rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure) | rustls::Error::PeerIncompatible(_) => "the server and this client have no TLS version, cipher or signature scheme in common (an RSA-PSS or other unusual certificate key?); give the server an RSA or ECDSA certificate, with TLS 1.2 or 1.3".into(),
         _ if debug.contains("InvalidContentType") || debug.contains("CorruptMessage") => format!("{addr} does not speak TLS (it answered like plain HTTP); use http:// for that port (only on a network you trust), or the server's https port"),
         _ => format!("{e}"),
     }
@@ -446,7 +447,9 @@ mod tests {
         assert!(name.contains("does not name sandbox.example.com") && !name.contains("--ca-file"), "{name}");
         let plain = say(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType));
         assert!(plain.contains("does not speak TLS") && !plain.contains("--ca-file"), "{plain}");
-        for e in [unknown, ca, alg, name, plain] {
+        let none = say(rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure));
+        assert!(none.contains("no TLS version, cipher or signature scheme in common"), "{none}");
+        for e in [unknown, ca, alg, name, plain, none] {
             assert!(!e.contains('{') && !e.contains("Other("), "raw: {e}");
         }
     }
