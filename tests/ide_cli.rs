@@ -1,5 +1,5 @@
-//! `sandbox-forward open`: the command line or URL it would run, through the real binary, with a
-//! fake `zed` on PATH and a profile written by hand (no server needed).
+//! `sandbox-forward open` (the command line or URL it would run) and shell completion, through
+//! the real binary, with a fake `zed` on PATH and profiles written by hand (no server needed).
 //!
 //! Unix only: the stand-in `zed` is a shell script.
 #![cfg(unix)]
@@ -127,7 +127,7 @@ fn completions_offer_sandbox_names() {
     .unwrap();
     let complete = |words: &[&str]| {
         let mut cmd = home.cli(&["--", "sandbox-forward"]);
-        cmd.args(words).env("COMPLETE", "fish");
+        cmd.args(words).env("SANDBOX_FORWARD_COMPLETE", "fish");
         ok(&run(cmd, T))
     };
     for words in [&["open", ""][..], &["status", ""], &["forget", "a"], &["proxy", "--sandbox", ""]] {
@@ -140,5 +140,10 @@ fn completions_offer_sandbox_names() {
     }
     // `completions SHELL` prints the script that hooks the shell up to that.
     let script = ok(&run(home.cli(&["completions", "bash"]), T));
-    assert!(script.contains("COMPLETE=\"bash\"") || script.contains("COMPLETE=bash"), "{script}");
+    assert!(script.contains("SANDBOX_FORWARD_COMPLETE=\"bash\""), "{script}");
+    // Another tool's COMPLETE in the environment (which ssh passes to the ProxyCommand) is not
+    // taken for a completion request.
+    let mut cmd = home.cli(&["version"]);
+    cmd.env("COMPLETE", "yes");
+    assert!(ok(&run(cmd, T)).starts_with("sandbox-forward "));
 }

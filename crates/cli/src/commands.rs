@@ -54,7 +54,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let shells = clap_complete::env::Shells::builtins();
             let hook = shells.completer(&name).context("no completion hook for that shell")?;
             hook.write_registration(
-                "COMPLETE",
+                COMPLETE_VAR,
                 "sandbox-forward",
                 "sandbox-forward",
                 "sandbox-forward",
@@ -92,6 +92,9 @@ fn warn_cleartext(hosts: &[String]) {
         );
     }
 }
+
+/// The variable that turns a run into a shell-completion request (clap_complete's `CompleteEnv`).
+pub const COMPLETE_VAR: &str = "SANDBOX_FORWARD_COMPLETE";
 
 /// How long the browser sign-in may take.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);

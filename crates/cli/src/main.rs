@@ -8,9 +8,13 @@ mod environment;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    // `COMPLETE=SHELL sandbox-forward …` (set by the hook `completions SHELL` prints): answer the
+    // `SANDBOX_FORWARD_COMPLETE=SHELL sandbox-forward …` (set by the hook `completions SHELL` prints): answer the
     // shell's completion request and exit.
-    clap_complete::CompleteEnv::with_factory(<cli::Cli as clap::CommandFactory>::command).complete();
+    // Our own variable: a `COMPLETE` set by another tool would otherwise reach this through ssh
+    // and turn the ProxyCommand into a completion request.
+    clap_complete::CompleteEnv::with_factory(<cli::Cli as clap::CommandFactory>::command)
+        .var(commands::COMPLETE_VAR)
+        .complete();
     let cli = cli::Cli::parse_from(compat::normalise_args(std::env::args_os()));
     let level = match cli.verbose {
         0 => "warn",
