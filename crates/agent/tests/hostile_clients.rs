@@ -350,3 +350,30 @@ async fn only_a_get_opens_a_tunnel() {
         assert!(answer.starts_with("HTTP/1.1 405"), "{method}: {answer}");
     }
 }
+
+/// A pod's log collector reads the agent's stderr through a pipe: no colour escapes there, even
+/// without `NO_COLOR` (they were stored raw).
+#[test]
+fn logs_through_a_pipe_carry_no_colour_codes() {
+    let workspace = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_sandbox-agent"))
+        .args(["--api-addr", "127.0.0.1:0", "--dev-mode", "--workspace"])
+        .arg(workspace.path())
+        .env("SANDBOX_AGENT_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sandbox-agent");
+    // Killed by PID on drop, also if an assertion fails.
+    let mut agent = Agent { child, port: 0, log: Arc::default(), _workspace: workspace };
+    // The first stdout line comes after the start-up log (the dev-mode warning among it).
+    let mut line = String::new();
+    BufReader::new(agent.child.stdout.take().unwrap()).read_line(&mut line).expect("agent stdout");
+    let _ = agent.child.kill();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut agent.child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(log.contains("dev mode"), "no start-up log to check: {log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a piped log: {log:?}");
+}
