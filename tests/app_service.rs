@@ -293,3 +293,73 @@ async fn the_control_socket_serves_one_process_and_answers_requests() {
     let again = ControlServer::bind(&path).await.unwrap();
     drop(again);
 }
+
+/// An HTTP/1.0 GET of `/` on `127.0.0.1:port`: the whole answer.
+fn http_get(port: u16) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The demo's ready-made forward reaches a page the demo serves, one connection per request.
+/// It used to be `localhost:8000 → :8000` on a "pod" that is this machine: the agent dialled the
+/// forward's own listener, and one request became thousands of connections. A profile saved by
+/// that version is repaired on start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_forward_serves_its_page_with_one_connection_per_request() {
+    let home = Home::new();
+    let config = home.path().join(".config/sandbox");
+    std::fs::create_dir_all(config.join("sandboxes")).unwrap();
+    std::fs::write(config.join("app.toml"), "demo = \"demo\"\n").unwrap();
+    std::fs::write(
+        config.join("sandboxes/demo.toml"),
+        "server = \"http://127.0.0.1:1\"\n\n[[forwards]]\nremote_port = 8000\nlocal_port = 8000\nlabel = \"python3 -m http.server\"\n",
+    )
+    .unwrap();
+    let app = service(&home, Arc::new(Recorder::default()));
+    app.run().await;
+
+    let reply = call(&app, Request::Snapshot).await;
+    let forwards = &sandbox(&reply, "demo").forwards;
+    assert_eq!(forwards.len(), 1, "{forwards:?}");
+    let spec = forwards[0].spec.clone();
+    assert_ne!(spec.remote_port, spec.local_port, "the demo forward targets its own listener: {spec:?}");
+    // Any free local port: 8000 may be taken on the machine running the tests.
+    let spec = ForwardSpec { local_port: 0, ..spec };
+    call(&app, Request::SaveForward { name: "demo".into(), forward: spec.clone() }).await;
+    let reply =
+        call(&app, Request::SetForward { name: "demo".into(), remote_port: spec.remote_port, on: true })
+            .await;
+    let row = sandbox(&reply, "demo").forwards[0].clone();
+    let local = row.bound_port.expect("forward on");
+
+    let page = tokio::task::spawn_blocking(move || http_get(local)).await.unwrap();
+    assert!(page.starts_with("HTTP/1.0 200") || page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("Sandbox Forward"), "{page}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reply = call(&app, Request::Snapshot).await;
+    let row = sandbox(&reply, "demo").forwards[0].clone();
+    assert_eq!((row.total, row.active), (1, 0), "{row:?}");
+
+    // A forward onto its own listener is refused with the reason, before it starts.
+    let own = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let looped = ForwardSpec { remote_port: own, local_port: own, label: String::new(), auto_start: false };
+    call(&app, Request::SaveForward { name: "demo".into(), forward: looped }).await;
+    let err = app
+        .handle(Request::SetForward { name: "demo".into(), remote_port: own, on: true })
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("would forward to itself"), "{}", err.message);
+
+    // The page server stops with the demo.
+    app.shutdown().await;
+    let port = spec.remote_port;
+    assert!(
+        sandbox_tests::eventually(Duration::from_secs(5), || TcpStream::connect(("127.0.0.1", port))
+            .is_err()),
+        "the demo's page server outlived the demo"
+    );
+}

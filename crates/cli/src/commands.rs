@@ -327,9 +327,11 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         std::process::exit(0);
     }
     let local = args.local_port.unwrap_or(port);
+    forward::check_target(&api, local, port)?;
     api.preflight_port_forward(port).await?;
     let listener = forward::bind_local(local).await?;
     let bound = listener.local_addr()?.port();
+    forward::check_target(&api, bound, port)?;
     eprintln!(
         "Forwarding 127.0.0.1:{bound} -> port {port} in the sandbox at {} (Ctrl-C to stop)",
         api.endpoint().server

@@ -4,10 +4,12 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sandbox_wire::tunnel::{splice, SpliceError, SpliceOptions, Traffic};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use crate::api::{ApiClient, ApiError};
 
@@ -23,6 +25,9 @@ pub enum ForwardError {
     /// The first tunnel could not be opened.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// The target is this forward's own listener (a sandbox served from this machine).
+    #[error("local port {port} would forward to itself: the sandbox runs on this machine, so its port {port} is this forward's own listener; choose another local port")]
+    OwnListener { port: u16 },
 }
 
 /// Why one tunnelled connection ended badly.
@@ -98,24 +103,74 @@ pub async fn bind_local(port: u16) -> Result<TcpListener, ForwardError> {
 /// Accepts connections until the future is dropped; each connection gets its own task and
 /// WebSocket, so one slow or failing connection never blocks the others. The tasks belong to
 /// this future: dropping or aborting it closes every connection it carries.
+/// Connections one forward carries at once. Each costs two descriptors (the local socket and
+/// the tunnel's); at the cap the loop stops accepting and new connections wait in the kernel's
+/// backlog, so a runaway client (or a forward that reaches itself) cannot exhaust the process.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Refuses a forward whose target is its own listener: a sandbox served from this machine (its
+/// server on loopback, like the app's demo) dials `127.0.0.1:remote_port` here, so a local port
+/// equal to the remote one would accept its own tunnels, one connection opening the next.
+pub fn check_target(api: &ApiClient, local_port: u16, remote_port: u16) -> Result<(), ForwardError> {
+    let on_this_machine = crate::net::is_loopback(&api.endpoint().server.endpoint("/"));
+    if on_this_machine && local_port == remote_port {
+        return Err(ForwardError::OwnListener { port: local_port });
+    }
+    Ok(())
+}
+
+/// [`serve_limited`] with [`MAX_CONNECTIONS`].
 pub async fn serve(listener: TcpListener, api: ApiClient, remote_port: u16, stats: Arc<ForwardStats>) {
+    serve_limited(listener, api, remote_port, stats, MAX_CONNECTIONS).await
+}
+
+/// Accepts connections until the future is dropped, at most `max_connections` at once; each
+/// connection gets its own task and WebSocket, so one slow or failing connection never blocks
+/// the others. The tasks belong to this future: dropping or aborting it closes every connection
+/// it carries. A failing `accept` (EMFILE…) backs off 50 ms → 1 s and is reported once per
+/// episode.
+pub async fn serve_limited(
+    listener: TcpListener,
+    api: ApiClient,
+    remote_port: u16,
+    stats: Arc<ForwardStats>,
+    max_connections: usize,
+) {
+    const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+    const MAX_BACKOFF: Duration = Duration::from_secs(1);
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     let mut connections = tokio::task::JoinSet::new();
+    let mut backoff = FIRST_BACKOFF;
     loop {
+        // A slot first: at the cap nothing more is accepted until a connection ends.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            // Reap finished connections so the set does not grow without bound.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
         let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(c) => c,
+                Ok(c) => {
+                    backoff = FIRST_BACKOFF;
+                    c
+                }
                 Err(e) => {
-                    // EMFILE and friends: report, back off a little, keep serving.
-                    stats.failed(format!("accept failed: {e}"));
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    // EMFILE and friends: report once per episode, back off, keep serving.
+                    if backoff == FIRST_BACKOFF {
+                        tracing::warn!(remote_port, "accept failed: {e}; retrying");
+                        stats.failed(format!("accept failed: {e}; close some connections or raise the open-file limit"));
+                    }
+                    drop(slot);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
             },
-            // Reap finished connections so the set does not grow without bound.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let (api, stats) = (api.clone(), stats.clone());
         connections.spawn(async move {
+            let _slot = slot;
             stats.total.fetch_add(1, Ordering::Relaxed);
             stats.active.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = forward_one(socket, &api, remote_port, &stats).await {
@@ -173,4 +228,46 @@ where
     let ws = api.open_tunnel(remote_port).await?;
     splice(ws, input, output, SpliceOptions::default()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Endpoint;
+    use crate::auth::Credentials;
+    use crate::net::TlsSettings;
+    use crate::server::ServerUrl;
+
+    fn client(server: &str) -> ApiClient {
+        ApiClient::new(Endpoint {
+            server: ServerUrl::parse(server).unwrap(),
+            credentials: Credentials::default(),
+            tls: TlsSettings::default(),
+            bearer: None,
+        })
+        .unwrap()
+    }
+
+    /// A forward holds at most its cap of connections: beyond it the loop stops accepting
+    /// (they wait in the kernel's backlog), so a loop or a flood cannot exhaust descriptors.
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_unaccepted() {
+        // A server that takes TCP connections and never answers: every tunnel stays opening.
+        let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let api = client(&format!("http://{}", black_hole.local_addr().unwrap()));
+        let listener = bind_local(0).await.unwrap();
+        let local = listener.local_addr().unwrap();
+        let stats = Arc::new(ForwardStats::default());
+        let serving = tokio::spawn(serve_limited(listener, api, 8000, stats.clone(), 4));
+        let mut clients = Vec::new();
+        for _ in 0..10 {
+            clients.push(TcpStream::connect(local).await.unwrap());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(stats.total.load(Ordering::Relaxed), 4, "accepted beyond the cap");
+        assert_eq!(stats.active.load(Ordering::Relaxed), 4);
+        serving.abort();
+        let _ = serving.await;
+        drop(black_hole);
+    }
 }

@@ -110,12 +110,15 @@ impl Forwards {
         spec: &PortForward,
     ) -> Result<u16, ForwardError> {
         self.stop(sandbox, spec.remote_port).await;
+        forward::check_target(&api, spec.local_port, spec.remote_port)?;
         api.preflight_port_forward(spec.remote_port).await?;
         let listener = forward::bind_local(spec.local_port).await?;
         let local_port = listener
             .local_addr()
             .map_err(|source| ForwardError::Bind { port: spec.local_port, source })?
             .port();
+        // Any free port (0) may happen to be the remote one.
+        forward::check_target(&api, local_port, spec.remote_port)?;
         let stats = Arc::new(ForwardStats::default());
         let task = tokio::spawn(forward::serve(listener, api, spec.remote_port, stats.clone()));
         self.lock().insert((sandbox.clone(), spec.remote_port), Running { local_port, stats, task });
@@ -174,5 +177,45 @@ impl Forwards {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(SandboxName, u16), Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Endpoint;
+    use crate::auth::Credentials;
+    use crate::net::TlsSettings;
+    use crate::server::ServerUrl;
+
+    fn client(server: &str) -> ApiClient {
+        ApiClient::new(Endpoint {
+            server: ServerUrl::parse(server).unwrap(),
+            credentials: Credentials::default(),
+            tls: TlsSettings::default(),
+            bearer: None,
+        })
+        .unwrap()
+    }
+
+    /// On a sandbox served from this machine, the pod's 127.0.0.1:N is ours: a forward from
+    /// local port N to remote port N would dial itself, connection after connection.
+    #[tokio::test]
+    async fn a_forward_onto_its_own_listener_on_a_loopback_sandbox_is_refused() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let name = SandboxName::new("demo").unwrap();
+        let spec =
+            PortForward { remote_port: port, local_port: port, label: String::new(), auto_start: false };
+        for server in ["http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9"] {
+            let forwards = Forwards::new();
+            let err = forwards.start(&name, client(server), &spec).await.unwrap_err();
+            assert!(matches!(err, ForwardError::OwnListener { .. }), "{server}: {err}");
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("local port {port}")) && message.contains("choose"),
+                "{message}"
+            );
+            assert!(!forwards.is_running(&name, port));
+        }
     }
 }

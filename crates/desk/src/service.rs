@@ -15,7 +15,7 @@ use sandbox_core::profile::Profile;
 use sandbox_core::setup::Installation;
 use tokio::sync::watch;
 
-use crate::demo::{DemoAgent, DemoFiles};
+use crate::demo::{self, DemoAgent, DemoFiles};
 use crate::desktop::Desktop;
 use crate::protocol::{
     ActionError, ForwardSpec, Health, IdeChoice, LogEntry, LogLevel, Outcome, Preferences, Reply, Request,
@@ -510,16 +510,18 @@ impl Service {
             }
         };
         let store = install.profiles();
+        let page = PortForward {
+            remote_port: agent.site.port,
+            local_port: 8000,
+            label: demo::SITE_LABEL.into(),
+            auto_start: false,
+        };
         let mut profile = store.load(&name).unwrap_or_else(|_| Profile {
             remote_folder: Some(files.workspace().display().to_string()),
-            forwards: vec![PortForward {
-                remote_port: 8000,
-                local_port: 8000,
-                label: "python3 -m http.server".into(),
-                auto_start: false,
-            }],
+            forwards: vec![page.clone()],
             ..Profile::default()
         });
+        follow_demo_site(&mut profile.forwards, page);
         profile.server = agent.url.clone();
         profile.credentials.bearer_file = Some(files.token());
         if let Err(e) = store.save(&name, &profile) {
@@ -633,6 +635,20 @@ impl Service {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Points the demo's page forward at the page server's port of this start (a new one every
+/// start), keeping the user's local port and auto-start. A forward saved before the page server
+/// existed (`localhost:8000 → :8000`, which on this machine reached its own listener and opened
+/// connections without end) becomes the page forward. A forward the user removed stays removed.
+fn follow_demo_site(forwards: &mut [PortForward], page: PortForward) {
+    const LEGACY_LABEL: &str = "python3 -m http.server";
+    let old = forwards
+        .iter_mut()
+        .find(|f| f.label == demo::SITE_LABEL || (f.label == LEGACY_LABEL && f.remote_port == f.local_port));
+    if let Some(old) = old {
+        *old = PortForward { local_port: old.local_port, auto_start: old.auto_start, ..page };
     }
 }
 
