@@ -26,6 +26,8 @@ use sandbox_tests::{bin, echo_server, ok, run, Home};
 struct Recorder {
     urls: Mutex<Vec<String>>,
     notes: Mutex<Vec<String>>,
+    /// Notifications panic after recording (as zbus did at the descriptor limit).
+    notify_panics: bool,
 }
 
 impl Desktop for Recorder {
@@ -41,6 +43,9 @@ impl Desktop for Recorder {
     }
     fn notify(&self, title: &str, body: &str) {
         self.notes.lock().unwrap().push(format!("{title}: {body}"));
+        if self.notify_panics {
+            panic!("notification failed: Too many open files");
+        }
     }
     fn set_start_at_login(&self, _: bool) -> Result<(), String> {
         Ok(())
@@ -362,4 +367,65 @@ async fn the_demo_forward_serves_its_page_with_one_connection_per_request() {
             .is_err()),
         "the demo's page server outlived the demo"
     );
+}
+
+/// A notification that panics (zbus at the descriptor limit) neither stops live status nor
+/// later notifications: the watch loop keeps bumping the generation as numbers move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_notification_does_not_stop_live_status() {
+    let home = Home::new();
+    let desktop = Arc::new(Recorder { notify_panics: true, ..Recorder::default() });
+    let app = service(&home, desktop.clone());
+    app.run().await;
+    let mut changed = app.subscribe();
+
+    // Two forwards to ports where nothing listens (a connection through either fails, which
+    // notifies) and one to an echo server.
+    let dead = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut locals = Vec::new();
+    for remote_port in [dead(), dead(), echo_server()] {
+        let spec = ForwardSpec { remote_port, local_port: 0, label: String::new(), auto_start: false };
+        call(&app, Request::SaveForward { name: "demo".into(), forward: spec }).await;
+        let reply = call(&app, Request::SetForward { name: "demo".into(), remote_port, on: true }).await;
+        let row =
+            sandbox(&reply, "demo").forwards.iter().find(|f| f.spec.remote_port == remote_port).cloned();
+        locals.push(row.unwrap().bound_port.unwrap());
+    }
+    let fail_once = |local: u16| async move {
+        tokio::task::spawn_blocking(move || {
+            let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let _ = c.write_all(b"x");
+            let _ = c.read(&mut [0u8; 1]);
+        })
+        .await
+        .unwrap()
+    };
+    let notified = |n: usize| {
+        let desktop = desktop.clone();
+        sandbox_tests::eventually(Duration::from_secs(5), move || desktop.notes.lock().unwrap().len() >= n)
+    };
+    fail_once(locals[0]).await;
+    assert!(notified(1), "the failure was not notified");
+
+    // Numbers keep refreshing: traffic through the echo forward changes the generation.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    changed.borrow_and_update();
+    let echo_local = locals[2];
+    let conn = tokio::task::spawn_blocking(move || {
+        let mut c = TcpStream::connect(("127.0.0.1", echo_local)).unwrap();
+        c.write_all(b"ping").unwrap();
+        c.read_exact(&mut [0u8; 4]).unwrap();
+        c
+    })
+    .await
+    .unwrap();
+    let moved = tokio::time::timeout(Duration::from_secs(5), changed.changed()).await;
+    assert!(moved.is_ok(), "live status stopped refreshing after a notification panicked");
+
+    // A later failure is still noticed and notified.
+    fail_once(locals[1]).await;
+    assert!(notified(2), "no notification after the first one panicked");
+    drop(conn);
+    app.shutdown().await;
 }

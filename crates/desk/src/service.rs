@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use sandbox_core::forwards::{ForwardStatus, Forwards, PortForward};
@@ -32,6 +32,8 @@ const LOG_LINES: usize = 200;
 const PROBE_EVERY: Duration = Duration::from_secs(15);
 /// How often live forward numbers are compared, to bump the generation and notice failures.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// How long a background task that panicked waits before it starts again.
+const RESTART_AFTER: Duration = Duration::from_secs(1);
 /// The demo sandbox's name.
 pub const DEMO_NAME: &str = "demo";
 
@@ -107,29 +109,22 @@ impl Service {
             let Ok(profile) = self.inner.install.profiles().load(&name) else { continue };
             for spec in profile.forwards.iter().filter(|f| f.auto_start) {
                 if let Err(e) = self.start_forward(&name, spec).await {
-                    self.inner.desktop.notify("Port forward failed", &e.message);
+                    self.notify("Port forward failed", &e.message);
                 }
             }
         }
         self.probe_all().await;
         let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            let mut probe = tokio::time::interval(PROBE_EVERY);
-            let mut watch = tokio::time::interval(WATCH_EVERY);
-            probe.tick().await;
-            loop {
-                tokio::select! {
-                    _ = probe.tick() => {
-                        let Some(inner) = weak.upgrade() else { return };
-                        Service { inner }.probe_all().await;
-                    }
-                    _ = watch.tick() => {
-                        let Some(inner) = weak.upgrade() else { return };
-                        Service { inner }.watch_forwards();
-                    }
-                }
-            }
-        });
+        let task = weak.clone();
+        supervise(
+            move || monitor(task.clone()),
+            move |why| {
+                let Some(inner) = weak.upgrade() else { return false };
+                let message = format!("Internal error in the live status ({why}); restarted it");
+                Service { inner }.log(LogLevel::Error, None, message);
+                true
+            },
+        );
     }
 
     /// A receiver that changes whenever the snapshot does (the tray rebuilds its menu on it).
@@ -565,7 +560,7 @@ impl Service {
         let notify = state.settings.preferences.notifications;
         drop(state);
         if expired && notify {
-            self.inner.desktop.notify(&format!("Sign in to {name}"), &new.detail);
+            self.notify(&format!("Sign in to {name}"), &new.detail);
         }
         if matches!(new.health, Health::Unreachable | Health::NeedsSignIn | Health::PodRestarted) {
             self.log(LogLevel::Warn, Some(name), new.detail);
@@ -598,10 +593,20 @@ impl Service {
             let name = SandboxName::new(&sandbox).ok();
             self.log(LogLevel::Error, name.as_ref(), format!("forward to :{port}: {err}"));
             if notify {
-                self.inner.desktop.notify(&format!("{sandbox}: forward to :{port} failed"), &err);
+                self.notify(&format!("{sandbox}: forward to :{port} failed"), &err);
             }
         }
         self.bump();
+    }
+
+    /// A desktop notification that can neither fail nor panic its caller (a background loop):
+    /// the desktop's notifier runs out of descriptors or loses its D-Bus, the app goes on.
+    fn notify(&self, title: &str, body: &str) {
+        let desktop = &self.inner.desktop;
+        let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| desktop.notify(title, body)));
+        if let Err(panic) = shown {
+            tracing::warn!("notification {title:?} not shown: {}", panic_message(&*panic));
+        }
     }
 
     fn log(&self, level: LogLevel, sandbox: Option<&SandboxName>, message: String) {
@@ -652,6 +657,61 @@ fn follow_demo_site(forwards: &mut [PortForward], page: PortForward) {
     }
 }
 
+/// The probe and watch loop: probes every sandbox every [`PROBE_EVERY`], compares live forward
+/// numbers every [`WATCH_EVERY`]; returns when the service is gone.
+async fn monitor(weak: Weak<Inner>) {
+    let mut probe = tokio::time::interval(PROBE_EVERY);
+    let mut watch = tokio::time::interval(WATCH_EVERY);
+    probe.tick().await;
+    loop {
+        tokio::select! {
+            _ = probe.tick() => {
+                let Some(inner) = weak.upgrade() else { return };
+                Service { inner }.probe_all().await;
+            }
+            _ = watch.tick() => {
+                let Some(inner) = weak.upgrade() else { return };
+                Service { inner }.watch_forwards();
+            }
+        }
+    }
+}
+
+/// Runs a background task for as long as it wants to run: a panic is handed to `panicked`
+/// (which logs it, or answers false when nobody is left to serve) and the task starts again a
+/// second later, so a bug or a failing desktop service cannot silently stop live status for the
+/// rest of the session.
+pub fn supervise<F, Fut, P>(task: F, panicked: P) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+    P: Fn(String) -> bool + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match tokio::spawn(task()).await {
+                Err(e) if e.is_panic() => {
+                    if !panicked(panic_message(&*e.into_panic())) {
+                        return;
+                    }
+                    tokio::time::sleep(RESTART_AFTER).await;
+                }
+                // Ended (the service is gone) or cancelled (the runtime is shutting down).
+                _ => return,
+            }
+        }
+    })
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
 fn unknown_status() -> SandboxStatus {
     SandboxStatus {
         health: Health::Unknown,
@@ -683,5 +743,37 @@ fn describe(spec: &PortForward) -> String {
 impl From<String> for ActionError {
     fn from(message: String) -> Self {
         ActionError { message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A task that panics is started again (after the panic is reported); one that ends is not.
+    #[tokio::test]
+    async fn a_background_task_that_panics_is_restarted() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let (r, p) = (runs.clone(), reports.clone());
+        let supervisor = supervise(
+            move || {
+                let r = r.clone();
+                async move {
+                    if r.fetch_add(1, Ordering::SeqCst) < 2 {
+                        panic!("zbus: Too many open files");
+                    }
+                }
+            },
+            move |why| {
+                p.lock().unwrap().push(why);
+                true
+            },
+        );
+        supervisor.await.unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        assert_eq!(*reports.lock().unwrap(), ["zbus: Too many open files"; 2]);
     }
 }

@@ -80,15 +80,29 @@ async fn run(host: tray::Host) -> anyhow::Result<()> {
     let tray = match tray::spawn(&host, service.snapshot(), actions.clone()).await {
         Ok(handle) => {
             let handle = Arc::new(handle);
-            let mut changes = service.subscribe();
             let (shown, service) = (handle.clone(), service.clone());
-            tokio::spawn(async move {
-                while changes.changed().await.is_ok() {
-                    if !shown.update(service.snapshot()).await {
-                        return;
+            // Supervised: a panic while drawing the menu restarts the updater instead of
+            // freezing the tray on a stale state.
+            sandbox_desk::service::supervise(
+                move || {
+                    let (shown, service) = (shown.clone(), service.clone());
+                    async move {
+                        let mut changes = service.subscribe();
+                        if !shown.update(service.snapshot()).await {
+                            return;
+                        }
+                        while changes.changed().await.is_ok() {
+                            if !shown.update(service.snapshot()).await {
+                                return;
+                            }
+                        }
                     }
-                }
-            });
+                },
+                |why| {
+                    tracing::error!("the tray menu's updater panicked ({why}); restarting it");
+                    true
+                },
+            );
             Some(handle)
         }
         Err(e) => {
