@@ -28,12 +28,17 @@ struct Recorder {
     notes: Mutex<Vec<String>>,
     /// Notifications panic after recording (as zbus did at the descriptor limit).
     notify_panics: bool,
+    /// Links go to this opener (a stand-in for xdg-open) instead of being recorded.
+    opener: Option<PathBuf>,
 }
 
 impl Desktop for Recorder {
     fn open_url(&self, url: &str) -> std::io::Result<()> {
         self.urls.lock().unwrap().push(url.to_owned());
-        Ok(())
+        match &self.opener {
+            Some(opener) => sandbox_core::browser::open_with(opener.to_str().unwrap(), url),
+            None => Ok(()),
+        }
     }
     fn open_browser(&self, url: &str) {
         self.urls.lock().unwrap().push(url.to_owned());
@@ -427,5 +432,36 @@ async fn a_panicking_notification_does_not_stop_live_status() {
     fail_once(locals[1]).await;
     assert!(notified(2), "no notification after the first one panicked");
     drop(conn);
+    app.shutdown().await;
+}
+
+/// "Open in VS Code" when nothing handles vscode:// links (xdg-open exits 3): the action fails
+/// with what to install, and Activity says so, instead of "Opening…" and "Opened".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_in_reports_a_link_nothing_handles() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    let opener = home.path().join("xdg-open");
+    std::fs::write(&opener, "#!/bin/sh\nexit 3\n").unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let desktop = Arc::new(Recorder { opener: Some(opener), ..Recorder::default() });
+    let app = service(&home, desktop.clone());
+    app.run().await;
+
+    for (ide, what) in [
+        (IdeChoice::VsCode, "Remote - SSH extension"),
+        (IdeChoice::Cursor, "install Cursor"),
+        (IdeChoice::Gateway, "install JetBrains Gateway"),
+    ] {
+        let err = match app.handle(Request::OpenIn { name: "demo".into(), ide }).await {
+            Ok(reply) => panic!("{ide:?}: reported {:?} although nothing opened", reply.notice),
+            Err(e) => e.message,
+        };
+        assert!(err.contains("exited with status 3") && err.contains(what), "{ide:?}: {err}");
+    }
+    assert_eq!(desktop.urls.lock().unwrap().len(), 3);
+    let log = call(&app, Request::Snapshot).await.snapshot.log;
+    assert!(!log.iter().any(|e| e.message.starts_with("Opened in")), "{log:?}");
+    assert!(log.iter().any(|e| e.message.contains("exited with status 3")), "{log:?}");
     app.shutdown().await;
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sandbox_tests::{ok, run, stderr, Home};
+use sandbox_tests::{ok, run, stderr, stdout, Agent, Home};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -146,4 +146,57 @@ fn completions_offer_sandbox_names() {
     let mut cmd = home.cli(&["version"]);
     cmd.env("COMPLETE", "yes");
     assert!(ok(&run(cmd, T)).starts_with("sandbox-forward "));
+}
+
+/// A stand-in for the system's link opener (`xdg-open`, and `open` on macOS) that records the
+/// link and exits with `code` (xdg-open exits 3 when nothing handles the scheme).
+fn fake_opener(dir: &Path, code: i32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let record = dir.join("opened");
+    for name in ["xdg-open", "open"] {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\nexit {code}\n", record.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    record
+}
+
+/// `open` through a link (VS Code, Cursor without their command; Gateway always) fails when the
+/// opener says nothing took it, naming what to install, instead of "Opening…" and exit 0.
+#[test]
+fn open_fails_when_nothing_handles_the_link() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let home = Home::new();
+    let dir = home.path().join(".config/sandbox/sandboxes");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("box.toml"), format!("server = \"{}\"\n", agent.url())).unwrap();
+    let bin = home.path().join("fake-bin");
+    let record = fake_opener(&bin, 3);
+    for (ide, scheme, what) in [
+        ("vscode", "vscode://", "Remote - SSH extension"),
+        ("cursor", "cursor://", "install Cursor"),
+        ("gateway", "jetbrains-gateway://", "install JetBrains Gateway"),
+    ] {
+        let mut cmd = home.cli(&["open", "box", "--ide", ide]);
+        cmd.env("PATH", &bin);
+        let o = run(cmd, T);
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert!(!o.status.success(), "{ide}: exit 0 although nothing opened: {out}{err}");
+        assert!(!out.contains("Opening"), "{ide}: {out}");
+        assert!(err.contains("exited with status 3") && err.contains(what), "{ide}: {err}");
+        assert_eq!(err.lines().count(), 1, "{ide}: {err}");
+        let opened = std::fs::read_to_string(&record).unwrap();
+        assert!(opened.lines().last().unwrap().starts_with(scheme), "{ide}: {opened}");
+    }
+    // An opener that takes the link: success, as before.
+    fake_opener(&bin, 0);
+    let mut cmd = home.cli(&["open", "box", "--ide", "vscode"]);
+    cmd.env("PATH", &bin);
+    assert!(ok(&run(cmd, T)).contains("Opening /workspace in box with VS Code"));
 }

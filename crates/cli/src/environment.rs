@@ -63,7 +63,14 @@ pub fn executable_finder() -> anyhow::Result<impl Fn(&str) -> Option<PathBuf>> {
 /// A launcher that fails at once (no handler registered) is reported; one still running after a
 /// moment is left to finish on its own.
 pub fn open_url(url: &str) -> std::io::Result<()> {
-    open::that_detached(url)
+    #[cfg(unix)]
+    {
+        sandbox_core::browser::open_url(url)
+    }
+    #[cfg(windows)]
+    {
+        open::that_detached(url)
+    }
 }
 
 /// The sandboxes set up here, for shell completion (nothing when the home is unknown).

@@ -15,7 +15,15 @@ pub struct OsDesktop {
 
 impl sandbox_desk::Desktop for OsDesktop {
     fn open_url(&self, url: &str) -> std::io::Result<()> {
-        open::that_detached(url)
+        // What the opener answered is checked: xdg-open exits 3 when nothing handles the scheme.
+        #[cfg(unix)]
+        {
+            sandbox_core::browser::open_url(url)
+        }
+        #[cfg(windows)]
+        {
+            open::that_detached(url)
+        }
     }
 
     fn open_browser(&self, url: &str) {

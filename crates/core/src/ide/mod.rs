@@ -60,10 +60,10 @@ impl Ide {
     pub fn install_hint(self, os: Os) -> &'static str {
         match (self, os) {
             (Ide::VsCode, _) => {
-                "install VS Code (https://code.visualstudio.com) and run 'Shell Command: Install 'code' command in PATH' from its Command Palette; the vscode:// link used without it needs the Remote - SSH extension"
+                "install VS Code (https://code.visualstudio.com) with its Remote - SSH extension (ms-vscode-remote.remote-ssh), and run 'Shell Command: Install 'code' command in PATH' from its Command Palette"
             }
             (Ide::Cursor, _) => {
-                "install Cursor (https://cursor.com) and run 'Shell Command: Install 'cursor' command in PATH' from its Command Palette; the cursor:// link used without it needs its Remote-SSH extension"
+                "install Cursor (https://cursor.com) with its Remote-SSH extension, and run 'Shell Command: Install 'cursor' command in PATH' from its Command Palette"
             }
             (Ide::Gateway, _) => {
                 "install JetBrains Gateway (https://www.jetbrains.com/remote-development/gateway/, or from the Toolbox App) and start it once so that it handles jetbrains-gateway:// links"
@@ -206,12 +206,13 @@ pub enum IdeError {
     /// The remote folder is unusable.
     #[error("remote folder {0:?} {1}")]
     InvalidFolder(String, &'static str),
-    /// The program could not be started.
-    #[error("cannot start {program} for {ide}: {source}; {hint}")]
-    Spawn { ide: Ide, program: String, source: io::Error, hint: &'static str },
-    /// No application took the URL.
-    #[error("cannot open {url} for {ide}: {source}; {hint}")]
-    OpenUrl { ide: Ide, url: String, source: io::Error, hint: &'static str },
+    /// The program could not be started. (`cause`, not `source`: the message holds it, and a
+    /// chain printer would repeat it.)
+    #[error("cannot start {program} for {ide}: {cause}; {hint}")]
+    Spawn { ide: Ide, program: String, cause: io::Error, hint: &'static str },
+    /// No application took the URL (the opener failed, or said so).
+    #[error("cannot open {url} for {ide}: {cause}; {hint}")]
+    OpenUrl { ide: Ide, url: String, cause: io::Error, hint: &'static str },
 }
 
 /// Checks a remote folder: an absolute POSIX path (the pod is Linux) without control
@@ -362,7 +363,7 @@ pub fn launch(
     let hint = ide.install_hint(Os::current());
     match plan {
         LaunchPlan::Url(url) => {
-            open_url(url).map_err(|source| IdeError::OpenUrl { ide, url: url.clone(), source, hint })
+            open_url(url).map_err(|cause| IdeError::OpenUrl { ide, url: url.clone(), cause, hint })
         }
         LaunchPlan::Command { program, args } => {
             let mut command = std::process::Command::new(program);
@@ -381,10 +382,10 @@ pub fn launch(
                 command.args(args).process_group(0);
             }
             command.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
-            let mut child = command.spawn().map_err(|source| IdeError::Spawn {
+            let mut child = command.spawn().map_err(|cause| IdeError::Spawn {
                 ide,
                 program: program.display().to_string(),
-                source,
+                cause,
                 hint,
             })?;
             std::thread::spawn(move || child.wait());
