@@ -284,7 +284,7 @@ async fn bad_settings_are_refused_and_a_wrong_url_shows_in_the_status() {
 async fn the_control_socket_serves_one_process_and_answers_requests() {
     let home = Home::new();
     let app = service(&home, Arc::new(Recorder::default()));
-    let path = sandbox_desk::control::socket_path(&Paths::from_home(home.path()));
+    let path = Paths::from_home(home.path()).control_socket();
     let server = ControlServer::bind(&path).await.unwrap();
     let serving = tokio::spawn(server.run(app.clone()));
     assert!(matches!(ControlServer::bind(&path).await, Err(ServeError::AlreadyRunning)));
@@ -464,4 +464,30 @@ async fn open_in_reports_a_link_nothing_handles() {
     assert!(!log.iter().any(|e| e.message.starts_with("Opened in")), "{log:?}");
     assert!(log.iter().any(|e| e.message.contains("exited with status 3")), "{log:?}");
     app.shutdown().await;
+}
+
+/// After an app restart the demo agent is new (new host key, keys forgotten); the next `ssh
+/// demo` heals that by itself (key re-registered, host key re-pinned), so the status is Ready,
+/// not the amber "Pod restarted" that asks the user to act.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_restart_that_heals_itself_shows_as_ready() {
+    let home = Home::new();
+    let first = service(&home, Arc::new(Recorder::default()));
+    first.run().await;
+    let reply = call(&first, Request::Connect { name: "demo".into() }).await;
+    assert_eq!(sandbox(&reply, "demo").status.health, Health::Ready);
+    first.shutdown().await;
+    drop(first);
+
+    let again = service(&home, Arc::new(Recorder::default()));
+    again.run().await;
+    let demo = sandbox(&call(&again, Request::Snapshot).await, "demo").status.clone();
+    assert_eq!(demo.health, Health::Ready, "{}", demo.detail);
+    assert!(demo.key_registered);
+    // And it is: the real ssh gets in through the new agent.
+    let out = ok(&run(home.ssh("ssh", &["demo", "true"]), Duration::from_secs(20)));
+    assert_eq!(out, "");
+    let demo = sandbox(&call(&again, Request::Refresh).await, "demo").status.clone();
+    assert_eq!(demo.health, Health::Ready, "{}", demo.detail);
+    again.shutdown().await;
 }

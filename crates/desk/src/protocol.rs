@@ -126,7 +126,9 @@ pub enum Health {
     Unreachable,
     /// The sign-in is missing or expired, or the credentials are refused.
     NeedsSignIn,
-    /// Reachable, but the pod has restarted since we connected: Connect re-registers the key.
+    /// The pod restarted and forgot the key. The probe no longer reports it: the next
+    /// connection heals a restart by itself (key re-registered, host key re-pinned), so that
+    /// shows as `Ready`.
     PodRestarted,
     /// Reachable, not connected yet (no key or Host block).
     NotConnected,

@@ -1,5 +1,5 @@
 //! Probing a sandbox: is its server reachable with our credentials, are we signed in, is `ssh
-//! NAME` set up, has the pod restarted since. One function, no state.
+//! NAME` set up. One function, no state.
 
 use std::sync::Arc;
 
@@ -53,15 +53,17 @@ pub async fn probe(install: &Installation, name: &SandboxName) -> SandboxStatus 
         Ok(info) => {
             let pinned = known_hosts::pinned(&install.paths.known_hosts(name), name);
             let offered = info.host_key.as_deref().and_then(|k| known_hosts::normalise(k).ok());
-            match (pinned, offered) {
-                (Some(pinned), Some(offered)) if pinned != offered => status(
-                    Health::PodRestarted,
-                    "The pod restarted and forgot your key; Connect registers it again (so does `ssh`)."
-                        .into(),
-                    signed_in,
-                ),
-                _ => status(Health::Ready, format!("Ready: `ssh {name}` works."), signed_in),
-            }
+            // A restarted pod forgot our key and has a new host key; the ProxyCommand that our
+            // Host block names heals that on the next connection (re-registers the key, re-pins
+            // the host key) before ssh sees a byte, and forwards need neither. Nothing for the
+            // user to do, so no amber: ready, with the restart mentioned.
+            let restarted = matches!((pinned, offered), (Some(p), Some(o)) if p != o);
+            let detail = if restarted {
+                format!("Ready: `ssh {name}` works (the pod restarted; the next connection registers your key again).")
+            } else {
+                format!("Ready: `ssh {name}` works.")
+            };
+            status(Health::Ready, detail, signed_in)
         }
     }
 }
