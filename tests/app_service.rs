@@ -284,7 +284,7 @@ async fn bad_settings_are_refused_and_a_wrong_url_shows_in_the_status() {
 async fn the_control_socket_serves_one_process_and_answers_requests() {
     let home = Home::new();
     let app = service(&home, Arc::new(Recorder::default()));
-    let path = sandbox_desk::control::socket_path(&Paths::from_home(home.path()));
+    let path = Paths::from_home(home.path()).control_socket();
     let server = ControlServer::bind(&path).await.unwrap();
     let serving = tokio::spawn(server.run(app.clone()));
     assert!(matches!(ControlServer::bind(&path).await, Err(ServeError::AlreadyRunning)));

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sandbox_core::paths::Paths;
-use sandbox_desk::control::{self, ControlClient};
+use sandbox_desk::control::ControlClient;
 use sandbox_desk::protocol::{ActionError, Reply, Request};
 use tauri::{Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
@@ -32,7 +32,7 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>, client: ControlClient) ->
 pub fn control_socket() -> Result<PathBuf, String> {
     #[allow(deprecated)] // std::env::home_dir is correct on every platform since Rust 1.85
     let home = std::env::home_dir().ok_or("cannot find your home directory; set HOME")?;
-    Ok(control::socket_path(&Paths::from_home(&home)))
+    Ok(Paths::from_home(&home).control_socket())
 }
 
 /// Logs to stderr; `SANDBOX_FORWARD_LOG` filters (default `info`), as in the tray process.

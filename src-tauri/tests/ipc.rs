@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sandbox_core::paths::Paths;
 use sandbox_core::setup::Installation;
 use sandbox_core::ssh_config::Platform;
-use sandbox_desk::control::{self, ControlClient, ControlServer};
+use sandbox_desk::control::{ControlClient, ControlServer};
 use sandbox_desk::protocol::Reply;
 use sandbox_desk::{Desktop, Service, ServiceConfig};
 use serde_json::{json, Value};
@@ -41,7 +41,7 @@ impl Desktop for NoDesktop {
 /// Serves a fresh service on the control socket of a temporary home, as the tray process does.
 fn serve(home: &std::path::Path) -> ControlClient {
     let paths = Paths::from_home(home);
-    let socket = control::socket_path(&paths);
+    let socket = paths.control_socket();
     let service = Service::new(ServiceConfig {
         install: Installation {
             paths,
@@ -127,7 +127,7 @@ fn rpc_carries_requests_to_the_tray_process_and_its_answers_back() {
 #[test]
 fn without_a_tray_process_every_call_says_so() {
     let home = tempfile::tempdir().unwrap();
-    let client = ControlClient::new(control::socket_path(&Paths::from_home(home.path())));
+    let client = ControlClient::new(Paths::from_home(home.path()).control_socket());
     let app = sandbox_forward_app::builder(mock_builder(), client)
         .build(mock_context(noop_assets()))
         .expect("build the app");

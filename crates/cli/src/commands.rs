@@ -611,7 +611,7 @@ async fn up(name: &str, all: bool) -> anyhow::Result<ExitCode> {
 /// The editor chosen in the app's preferences (`app.toml`, read only), else VS Code.
 fn default_ide(install: &sandbox_core::setup::Installation) -> Ide {
     use sandbox_desk::protocol::IdeChoice;
-    let file = sandbox_desk::settings::SettingsFile::new(install.paths.config_dir.join("app.toml"));
+    let file = sandbox_desk::settings::SettingsFile::new(install.paths.app_settings());
     match file.load() {
         Ok(settings) => match settings.preferences.default_ide {
             IdeChoice::VsCode => Ide::VsCode,

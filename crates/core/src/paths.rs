@@ -70,4 +70,39 @@ impl Paths {
     pub fn ssh_include(&self) -> PathBuf {
         self.config_dir.join("ssh_config")
     }
+
+    /// The desktop app's settings (preferences, the demo's state; mode 0600).
+    pub fn app_settings(&self) -> PathBuf {
+        self.config_dir.join("app.toml")
+    }
+
+    /// The demo sandbox's files (its agent's workspace and token).
+    pub fn demo_dir(&self) -> PathBuf {
+        self.config_dir.join("demo")
+    }
+
+    /// Runtime files of the app's processes (mode 0700).
+    pub fn run_dir(&self) -> PathBuf {
+        self.config_dir.join("run")
+    }
+
+    /// The resident tray process's PID, while it runs.
+    pub fn tray_pid(&self) -> PathBuf {
+        self.run_dir().join("tray.pid")
+    }
+
+    /// The control socket between the app's processes: a Unix socket in [`Paths::run_dir`]; on
+    /// Windows a named pipe, whose one machine-wide namespace needs a per-user (per config
+    /// directory) name.
+    pub fn control_socket(&self) -> PathBuf {
+        if cfg!(windows) {
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a: stable across builds
+            for b in self.config_dir.to_string_lossy().bytes() {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            PathBuf::from(format!(r"\\.\pipe\sandbox-forward-{hash:016x}"))
+        } else {
+            self.run_dir().join("control.sock")
+        }
+    }
 }

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use interprocess::local_socket::tokio::{prelude::*, Stream};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, Name};
-use sandbox_core::paths::Paths;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::protocol::{ActionError, Outcome, Request};
@@ -25,20 +24,6 @@ use crate::service::Service;
 const MAX_LINE: u64 = 1 << 20;
 /// How long a client waits to connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Where the control socket is for an installation.
-pub fn socket_path(paths: &Paths) -> PathBuf {
-    if cfg!(windows) {
-        // Named pipes live in one machine-wide namespace: make the name per user (per config dir).
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in paths.config_dir.to_string_lossy().bytes() {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        PathBuf::from(format!(r"\\.\pipe\sandbox-forward-{hash:016x}"))
-    } else {
-        paths.config_dir.join("run").join("control.sock")
-    }
-}
 
 fn name(path: &Path) -> io::Result<Name<'_>> {
     path.as_os_str().to_fs_name::<GenericFilePath>()
@@ -148,7 +133,7 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
-    /// A client of the socket at `path` (see [`socket_path`]).
+    /// A client of the socket at `path` (see [`Paths::control_socket`]).
     pub fn new(path: PathBuf) -> Self {
         ControlClient { path }
     }

@@ -80,7 +80,7 @@ impl Service {
     /// Loads the settings; call [`Service::run`] to start the demo, auto-start forwards and
     /// the background probes.
     pub fn new(config: ServiceConfig) -> Service {
-        let settings_file = SettingsFile::new(config.install.paths.config_dir.join("app.toml"));
+        let settings_file = SettingsFile::new(config.install.paths.app_settings());
         let (changed, _) = watch::channel(0);
         let service = Service {
             inner: Arc::new(Inner {
@@ -496,7 +496,7 @@ impl Service {
             None => return,
         };
         let Ok(name) = SandboxName::new(&name) else { return };
-        let files = DemoFiles { dir: install.paths.config_dir.join("demo") };
+        let files = DemoFiles { dir: install.paths.demo_dir() };
         let agent = match DemoAgent::start(&agent, &files).await {
             Ok(agent) => agent,
             Err(e) => {

@@ -10,7 +10,7 @@ use interprocess::local_socket::GenericFilePath;
 use sandbox_core::paths::Paths;
 use sandbox_core::setup::Installation;
 use sandbox_core::ssh_config::Platform;
-use sandbox_desk::control::{self, ControlClient, ControlServer, ServeError};
+use sandbox_desk::control::{ControlClient, ControlServer, ServeError};
 use sandbox_desk::protocol::{AuthSettings, Outcome, Request, SandboxSettings};
 use sandbox_desk::{Desktop, Service, ServiceConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -50,7 +50,7 @@ fn service(home: &Path) -> Service {
 
 /// Binds the control socket of `home` and serves a fresh service on it until the task ends.
 async fn serve(home: &Path) -> (PathBuf, tokio::task::JoinHandle<()>) {
-    let socket = control::socket_path(&Paths::from_home(home));
+    let socket = Paths::from_home(home).control_socket();
     let server = ControlServer::bind(&socket).await.expect("bind the control socket");
     (socket, tokio::spawn(server.run(service(home))))
 }
@@ -67,8 +67,8 @@ fn closed_port() -> u16 {
 
 #[test]
 fn each_home_has_its_own_socket() {
-    let a = control::socket_path(&Paths::from_home(Path::new("/home/a")));
-    let b = control::socket_path(&Paths::from_home(Path::new("/home/b")));
+    let a = Paths::from_home(Path::new("/home/a")).control_socket();
+    let b = Paths::from_home(Path::new("/home/b")).control_socket();
     assert_ne!(a, b);
     if cfg!(windows) {
         // One machine-wide namespace: the name is derived from the config dir.
@@ -106,7 +106,7 @@ async fn requests_and_answers_cross_the_socket() {
     assert!(error.message.contains("invalid sandbox name"), "{}", error.message);
 
     // A later connection sees the same state: the tray process owns it.
-    let reply = ControlClient::new(control::socket_path(&Paths::from_home(home.path())))
+    let reply = ControlClient::new(Paths::from_home(home.path()).control_socket())
         .call(&Request::Snapshot)
         .await
         .unwrap();
@@ -160,7 +160,7 @@ async fn a_second_server_finds_the_first_running() {
 #[tokio::test]
 async fn without_a_server_the_client_says_the_tray_process_is_not_running() {
     let home = tempfile::tempdir().unwrap();
-    let client = ControlClient::new(control::socket_path(&Paths::from_home(home.path())));
+    let client = ControlClient::new(Paths::from_home(home.path()).control_socket());
     assert!(!client.is_served().await);
     let error = client.call(&Request::Snapshot).await.expect_err("nobody serves");
     assert!(error.message.contains("tray process is not running"), "{}", error.message);
@@ -206,7 +206,7 @@ async fn a_request_over_one_mib_is_refused() {
 #[tokio::test]
 async fn a_stale_socket_file_is_replaced() {
     let home = tempfile::tempdir().unwrap();
-    let socket = control::socket_path(&Paths::from_home(home.path()));
+    let socket = Paths::from_home(home.path()).control_socket();
     std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
     // What a crashed tray process leaves: a socket nobody listens on.
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());

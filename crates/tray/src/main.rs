@@ -4,22 +4,23 @@
 //! small all day; the window is a separate process that exits when closed.
 
 mod desktop;
+mod environment;
 mod icon;
 mod menu;
 mod tray;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
 use sandbox_core::paths::Paths;
 use sandbox_core::setup::{stable_binary_path, Installation};
 use sandbox_core::ssh_config::Platform;
-use sandbox_desk::control::{self, ControlServer, ServeError};
+use sandbox_desk::control::{ControlServer, ServeError};
 use sandbox_desk::{Service, ServiceConfig};
 use tokio::sync::mpsc;
 
 use crate::desktop::OsDesktop;
+use crate::environment::Startup;
 use crate::menu::Action;
 
 fn main() -> anyhow::Result<()> {
@@ -35,15 +36,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(host: tray::Host) -> anyhow::Result<()> {
-    #[allow(deprecated)] // std::env::home_dir is correct on every platform since Rust 1.85
-    let home = std::env::home_dir().context("cannot find your home directory; set HOME")?;
-    let exe = std::env::current_exe().context("cannot find this program's own path")?;
-    let appimage = std::env::var_os("APPIMAGE").map(PathBuf::from);
+    let Startup { home, exe, appimage, prefer_keychain } = Startup::read()?;
     let bin_dir = stable_binary_path(&exe, None).parent().map(Path::to_path_buf).unwrap_or_default();
     let sibling = |name: &str| bin_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     let paths = Paths::from_home(&home);
 
-    let socket = control::socket_path(&paths);
+    let socket = paths.control_socket();
     let server = match ControlServer::bind(&socket).await {
         Ok(server) => server,
         Err(ServeError::AlreadyRunning) => {
@@ -54,7 +52,7 @@ async fn run(host: tray::Host) -> anyhow::Result<()> {
     };
 
     // For scripts and tests that must stop us by PID.
-    let pid_file = paths.config_dir.join("run").join("tray.pid");
+    let pid_file = paths.tray_pid();
     let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
 
     let install = Installation {
@@ -62,7 +60,7 @@ async fn run(host: tray::Host) -> anyhow::Result<()> {
         // ssh runs the CLI as ProxyCommand: the one installed beside us.
         binary: stable_binary_path(&sibling("sandbox-forward"), appimage.as_deref()),
         platform: Platform::current(),
-        prefer_keychain: std::env::var("SANDBOX_FORWARD_TOKEN_STORE").map_or(true, |v| v != "file"),
+        prefer_keychain,
     };
     let app_binary = sibling("sandbox-forward-app");
     let agent = sibling("sandbox-agent");

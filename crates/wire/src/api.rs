@@ -1,4 +1,5 @@
-//! JSON bodies and paths of the sandbox HTTP API (`sandbox-api.openapi.yaml`).
+//! JSON bodies and paths of the sandbox HTTP API (the contract: `crates/agent/openapi.yaml`,
+//! which the agent also serves at `/api/openapi.yaml`).
 
 use serde::{Deserialize, Serialize};
 

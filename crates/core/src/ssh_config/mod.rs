@@ -9,7 +9,8 @@
 //!
 //! Inside: `markers` finds and splices the managed block, as bytes; `render` renders `Host`
 //! blocks and quotes the `ProxyCommand`, refusing anything that could inject; `hosts_file`
-//! reads and writes our own file's blocks; `atomic` does atomic writes and symlink resolution.
+//! reads and writes our own file's blocks; `legacy` finds the original tool's unmanaged blocks.
+//! Atomic writes and symlink resolution are `crate::fsutil`'s.
 
 mod error;
 mod hosts_file;
