@@ -297,16 +297,23 @@ impl Service {
         let ide = views::ide(choice);
         let desktop = self.inner.desktop.clone();
         let found = move |program: &str| desktop.find_executable(program);
-        let plan = ide::launch_plan(ide, Os::current(), name, profile.remote_folder(), &found)
-            .and_then(|plan| {
+        let launched = match ide::launch_plan(ide, Os::current(), name, profile.remote_folder(), &found) {
+            Ok(plan) => {
+                // Off the runtime: a link's opener is given up to 2 s to say whether it took it.
                 let desktop = self.inner.desktop.clone();
-                ide::launch(ide, &plan, &move |url| desktop.open_url(url)).map(|()| plan)
-            })
-            .map_err(|e| {
-                let message = format!("Connected (`ssh {name}` works), but {e}");
-                self.log(LogLevel::Error, Some(name), message.clone());
-                ActionError::from(message)
-            })?;
+                tokio::task::spawn_blocking(move || {
+                    ide::launch(ide, &plan, &move |url| desktop.open_url(url)).map(|()| plan)
+                })
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            }
+            Err(e) => Err(e),
+        };
+        let plan = launched.map_err(|e| {
+            let message = format!("Connected (`ssh {name}` works), but {e}");
+            self.log(LogLevel::Error, Some(name), message.clone());
+            ActionError::from(message)
+        })?;
         self.log(
             LogLevel::Info,
             Some(name),
