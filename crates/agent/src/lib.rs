@@ -1,6 +1,6 @@
 //! `sandbox-agent`: the pod side of Sandbox Forward — the sandbox HTTP API
-//! (`/api/ssh-port`, `/api/ssh-authorized-keys`, `/api/port-forward`) and an embedded SSH
-//! server reachable only through the port-forward tunnel.
+//! (`/api/ssh-port`, `/api/ssh-authorized-keys`, `/api/port-forward`, `/api/listening-ports`)
+//! and an embedded SSH server reachable only through the port-forward tunnel.
 //!
 //! This crate never depends on the client side (`sandbox-core`); the two meet only in
 //! `sandbox-wire`.
@@ -14,6 +14,7 @@ compile_error!("sandbox-agent is the sandbox pod's side and runs on Linux/Unix o
 pub mod access;
 pub mod authorized_keys;
 pub mod http;
+pub mod listening;
 pub mod ssh;
 
 use std::fmt;

@@ -9,6 +9,9 @@ pub const SSH_PORT_PATH: &str = "/api/ssh-port";
 pub const AUTHORIZED_KEYS_PATH: &str = "/api/ssh-authorized-keys";
 /// `GET` + WebSocket upgrade — raw TCP to `127.0.0.1:port` inside the pod.
 pub const PORT_FORWARD_PATH: &str = "/api/port-forward";
+/// `GET` — the TCP ports listening inside the pod that a tunnel can reach (ours; the original
+/// server answers 404).
+pub const LISTENING_PORTS_PATH: &str = "/api/listening-ports";
 
 /// Identity header set by the routing service in front of the pod.
 pub const FORWARDED_SUB: &str = "x-forwarded-sub";
@@ -44,6 +47,24 @@ pub struct AuthorizedKeyRequest {
     pub public_key: String,
 }
 
+/// Body of `GET /api/listening-ports`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListeningPortsResponse {
+    /// Sorted by port, one entry per port.
+    pub ports: Vec<ListeningPort>,
+}
+
+/// A TCP port listening in the pod on loopback or every address, in [`FORWARDABLE_PORTS`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListeningPort {
+    /// The port.
+    pub port: u16,
+    /// The listening process's name (`/proc/PID/comm`: at most 15 bytes, chosen by that
+    /// process); `null` where the agent cannot see the owner (another user's process).
+    #[serde(default)]
+    pub process: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +81,19 @@ mod tests {
         let r = SshPortResponse { port: 1, host_key: Some("ssh-ed25519 AAAA".into()) };
         let s = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<SshPortResponse>(&s).unwrap(), r);
+    }
+
+    #[test]
+    fn listening_ports_have_the_documented_shape() {
+        let body = ListeningPortsResponse {
+            ports: vec![
+                ListeningPort { port: 5173, process: Some("node".into()) },
+                ListeningPort { port: 8000, process: None },
+            ],
+        };
+        let text = serde_json::to_string(&body).unwrap();
+        assert_eq!(text, r#"{"ports":[{"port":5173,"process":"node"},{"port":8000,"process":null}]}"#);
+        let without: ListeningPortsResponse = serde_json::from_str(r#"{"ports":[{"port":8000}]}"#).unwrap();
+        assert_eq!(without.ports, [ListeningPort { port: 8000, process: None }]);
     }
 }

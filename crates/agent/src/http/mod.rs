@@ -1,4 +1,4 @@
-//! The sandbox HTTP API server: routing, identity, and the three endpoints.
+//! The sandbox HTTP API server: routing, identity, and the endpoints.
 //!
 //! Plain hyper rather than a framework: three routes, and the WebSocket upgrade is done by hand
 //! so the tunnel runs on the same tungstenite as the client (one code path in `sandbox-wire`).
@@ -18,7 +18,10 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use sandbox_wire::api::{SshPortResponse, AUTHORIZED_KEYS_PATH, PORT_FORWARD_PATH, SSH_PORT_PATH};
+use sandbox_wire::api::{
+    ListeningPortsResponse, SshPortResponse, AUTHORIZED_KEYS_PATH, LISTENING_PORTS_PATH, PORT_FORWARD_PATH,
+    SSH_PORT_PATH,
+};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -209,11 +212,14 @@ async fn route(req: Request<Incoming>, state: &State, shutdown: CancellationToke
                 return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
             }
             let ssh = state.0.ssh.as_ref().expect("ssh info exists when ssh is enabled");
-            let body = SshPortResponse { port: ssh.port, host_key: Some(ssh.host_key.clone()) };
-            Response::builder()
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Full::new(Bytes::from(serde_json::to_vec(&body).expect("serialisable"))))
-                .expect("static response parts are valid")
+            json(&SshPortResponse { port: ssh.port, host_key: Some(ssh.host_key.clone()) })
+        }
+        // What a client may forward: gated with port forwarding, whose targets it lists.
+        LISTENING_PORTS_PATH if cfg.port_forward => {
+            if req.method() != Method::GET {
+                return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            }
+            listening_ports(state).await
         }
         AUTHORIZED_KEYS_PATH if cfg.ssh => keys::register(req, &state.0.keys, &identity).await,
         PORT_FORWARD_PATH if cfg.port_forward => {
@@ -227,6 +233,35 @@ async fn route(req: Request<Incoming>, state: &State, shutdown: CancellationToke
             port_forward::upgrade(req, identity, shutdown, ssh)
         }
         _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// A JSON response.
+fn json(body: &impl serde::Serialize) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(body).expect("serialisable"))))
+        .expect("static response parts are valid")
+}
+
+/// `GET /api/listening-ports`: the pod's listeners less the agent's own (its API port, which a
+/// tunnel refuses, and the SSH server's, which `ssh NAME` already reaches).
+async fn listening_ports(state: &State) -> Response<Body> {
+    use crate::listening::{self, ListeningError};
+    let mut own = vec![state.0.api_port];
+    own.extend(state.0.ssh.as_ref().map(|s| s.port));
+    // /proc reads block: on the blocking pool, off the one runtime thread.
+    match tokio::task::spawn_blocking(move || listening::listening_ports(&own)).await {
+        Ok(Ok(ports)) => json(&ListeningPortsResponse { ports }),
+        Ok(Err(e @ ListeningError::Unsupported)) => text(StatusCode::NOT_IMPLEMENTED, &e.to_string()),
+        Ok(Err(e)) => {
+            tracing::warn!("listing listening ports failed: {e}");
+            text(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+        }
+        Err(e) => {
+            tracing::error!("listing listening ports panicked: {e}");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "listing listening ports failed; see the agent's log")
+        }
     }
 }
 
