@@ -89,3 +89,25 @@ async fn a_busy_local_port_and_a_disabled_feature_are_reported_at_start() {
     assert!(err.contains("404") && err.contains("port forwarding is not enabled"), "{err}");
     assert!(forwards.status().is_empty());
 }
+
+#[tokio::test]
+async fn the_client_lists_the_pods_listeners_with_their_process_and_not_the_agents_own() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let api = client(&agent.url());
+    // A listener "in the pod": this test process, so its name is this process's comm.
+    let pod = TcpListener::bind("127.0.0.1:0").unwrap();
+    let pod_port = pod.local_addr().unwrap().port();
+    let ssh_port = api.ssh_port().await.unwrap().port;
+    let ports = api.listening_ports().await.unwrap();
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let ours = ports.iter().find(|p| p.port == pod_port).unwrap_or_else(|| panic!("{pod_port}: {ports:?}"));
+    assert_eq!(ours.process.as_deref(), Some(comm.trim_end()));
+    assert!(!ports.iter().any(|p| p.port == agent.port || p.port == ssh_port), "the agent's own: {ports:?}");
+
+    // Our agent without port forwarding answers 404, as the original server does: NotFound,
+    // which `ports::detect` turns into the SSH fallback.
+    let off = Agent::start(workspace.path(), 0, &["--dev-mode", "--no-port-forward"]);
+    let err = client(&off.url()).listening_ports().await.unwrap_err();
+    assert!(matches!(err, sandbox_core::api::ApiError::NotFound { .. }), "{err}");
+}

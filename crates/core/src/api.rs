@@ -1,4 +1,5 @@
-//! The sandbox HTTP API, client side: discover the SSH port, register a key, open a tunnel.
+//! The sandbox HTTP API, client side: discover the SSH port, register a key, open a tunnel, list
+//! the pod's listening ports.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -6,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
-use sandbox_wire::api::{AuthorizedKeyRequest, SshPortResponse, AUTHORIZED_KEYS_PATH, SSH_PORT_PATH};
+use sandbox_wire::api::{
+    AuthorizedKeyRequest, ListeningPort, ListeningPortsResponse, SshPortResponse, AUTHORIZED_KEYS_PATH,
+    LISTENING_PORTS_PATH, SSH_PORT_PATH,
+};
 use sandbox_wire::handshake::{self, HandshakeError};
 use sandbox_wire::tunnel::{Role, TunnelSocket};
 
@@ -43,6 +47,8 @@ pub enum Feature {
     Ssh,
     /// `/api/port-forward`.
     PortForward,
+    /// `/api/listening-ports` (ours; the original server lacks it).
+    ListeningPorts,
 }
 
 impl Feature {
@@ -50,6 +56,7 @@ impl Feature {
         match self {
             Feature::Ssh => "SSH access",
             Feature::PortForward => "port forwarding",
+            Feature::ListeningPorts => "listing the pod's listening ports",
         }
     }
 }
@@ -164,6 +171,27 @@ impl ApiClient {
                 untrusted::one_line(&e.to_string(), MAX_DETAIL)
             ),
         })
+    }
+
+    /// `GET /api/listening-ports`: the TCP ports listening in the pod that a tunnel reaches,
+    /// sorted. [`ApiError::NotFound`] from a server without it (the original): see
+    /// [`crate::ports`] for the fallback over SSH. Process names are the pod's text: pass them
+    /// through [`untrusted::printable`] before showing them.
+    pub async fn listening_ports(&self) -> Result<Vec<ListeningPort>, ApiError> {
+        let url = self.endpoint.server.endpoint(LISTENING_PORTS_PATH);
+        let started = std::time::Instant::now();
+        let resp = self.send(self.http.get(url.clone())).await?;
+        let resp = self.check(resp, Feature::ListeningPorts).await?;
+        let body = resp.bytes().await.map_err(|e| self.net(&e, started.elapsed()))?;
+        let answer: ListeningPortsResponse =
+            serde_json::from_slice(&body).map_err(|e| ApiError::BadBody {
+                url: url.to_string(),
+                detail: format!(
+                    "expected JSON {{\"ports\": [...]}}: {}",
+                    untrusted::one_line(&e.to_string(), MAX_DETAIL)
+                ),
+            })?;
+        Ok(answer.ports)
     }
 
     /// `POST /api/ssh-authorized-keys`: registers an OpenSSH public key for our identity.
@@ -419,6 +447,32 @@ mod tests {
         assert!(!msg.contains("connecting"), "{msg}");
         let msg = api.open_tunnel(2222).await.err().expect("timed out").to_string();
         assert!(msg.contains("did not answer the WebSocket upgrade within 2 s"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn listening_ports_read_the_body_and_a_404_is_not_found() {
+        let body = r#"{"ports":[{"port":5173,"process":"node"},{"port":8000,"process":null}]}"#;
+        let (server, mut saw) = canned(reply("200 OK", "Content-Type: application/json\r\n", body)).await;
+        let ports = client(&server).listening_ports().await.unwrap();
+        assert_eq!(
+            ports,
+            [
+                ListeningPort { port: 5173, process: Some("node".into()) },
+                ListeningPort { port: 8000, process: None }
+            ]
+        );
+        let head = saw.recv().await.unwrap();
+        assert!(
+            head.starts_with("GET /api/listening-ports HTTP/1.1") && head.contains("hdr-secret"),
+            "{head}"
+        );
+        let (server, _saw) = canned(reply("404 Not Found", "", "404 page not found\n")).await;
+        let err = client(&server).listening_ports().await.unwrap_err();
+        assert!(matches!(err, ApiError::NotFound { feature: Feature::ListeningPorts, .. }), "{err}");
+        assert!(err.to_string().contains("listing the pod's listening ports is not enabled"), "{err}");
+        let (server, _saw) = canned(reply("200 OK", "", r#"{"port": 2222}"#)).await;
+        let err = client(&server).listening_ports().await.unwrap_err();
+        assert!(matches!(err, ApiError::BadBody { .. }), "{err}");
     }
 
     #[tokio::test]

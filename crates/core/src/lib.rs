@@ -19,6 +19,7 @@ pub mod name;
 pub mod net;
 pub mod oidc;
 pub mod paths;
+pub mod ports;
 pub mod profile;
 pub mod server;
 pub mod setup;
