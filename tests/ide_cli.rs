@@ -130,7 +130,9 @@ fn completions_offer_sandbox_names() {
         cmd.args(words).env("SANDBOX_FORWARD_COMPLETE", "fish");
         ok(&run(cmd, T))
     };
-    for words in [&["open", ""][..], &["status", ""], &["forget", "a"], &["proxy", "--sandbox", ""]] {
+    for words in
+        [&["open", ""][..], &["status", ""], &["forget", "a"], &["proxy", "--sandbox", ""], &["ports", ""]]
+    {
         let out = complete(words);
         let names: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
         assert!(names.contains(&"alpha"), "{words:?}: {out}");

@@ -438,7 +438,8 @@ fn the_original_tools_command_line_keeps_working() {
 
 /// The original sandbox server, as far as the client can tell: the API of `upstream` (an agent
 /// trusting `X-Forwarded-Sub`) with the subject set as a routing service would, and
-/// `/api/ssh-port` answering `{"port": N}` alone — no `host_key`. One request per connection
+/// `/api/ssh-port` answering `{"port": N}` alone — no `host_key` — and no
+/// `/api/listening-ports` (404). One request per connection
 /// (`Connection: close`); a WebSocket upgrade is relayed byte for byte. Counts key
 /// registrations. Its threads end with the test process.
 struct OriginalServer {
@@ -504,6 +505,13 @@ impl OriginalServer {
                     }
                     if request_line.starts_with("POST /api/ssh-authorized-keys") {
                         counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Ours alone: the original's mux answers Go's 404.
+                    if request_line.starts_with("GET /api/listening-ports") {
+                        let _ = client.write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 19\r\nConnection: close\r\n\r\n404 page not found\n",
+                        );
+                        return;
                     }
                     if upgrade && refuse_upgrades {
                         let _ = client.write_all(
@@ -776,4 +784,98 @@ fn the_ssh_g_check_tells_ssh_rejecting_the_config_from_a_shadowing_entry() {
     assert!(out.contains("Add this line"), "{out}");
     assert!(!out.contains("earlier `Host"), "{out}");
     assert!(out.contains("does not use this block until"), "{out}");
+}
+
+/// python3 listening on a loopback port the system picks, until dropped: a process "in the pod"
+/// with a name the agent can show.
+fn python_listener() -> (Guard, u16) {
+    let script = "import socket, sys\n\
+        s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
+        print(s.getsockname()[1], flush=True)\n\
+        sys.stdin.read()\n";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for this test");
+    let stdout = child.stdout.take().unwrap();
+    let guard = Guard { child, name: "python3" };
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    let port = line.trim().parse().unwrap_or_else(|_| panic!("python3 said {line:?}"));
+    (guard, port)
+}
+
+#[test]
+fn ports_lists_the_pods_listeners_through_the_gateway() {
+    let s = Setup::new();
+    ok(&s.ssh_setup("pp"));
+    let (_python, port) = python_listener();
+    let o = run(s.home.cli(&["ports", "pp"]), T);
+    let table = ok(&o);
+    assert!(table.starts_with("PORT    PROCESS\n"), "{table}");
+    assert!(table.contains(&format!("\n{port:<7} python3\n")), "{table}");
+    assert!(!table.contains(&format!("\n{} ", s.agent.port)), "the agent's API port: {table}");
+    let hint = stderr(&o);
+    assert!(hint.starts_with("Forward one: sandbox-forward proxy --sandbox pp --port "), "{hint}");
+    assert!(!hint.contains("note:"), "our agent answered, no fallback: {hint}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&run(s.home.cli(&["ports", "pp", "--json"]), T))).unwrap();
+    let ports = json["ports"].as_array().unwrap();
+    assert!(ports.iter().any(|p| p["port"] == port && p["process"] == "python3"), "{json}");
+
+    let o = run(s.home.cli(&["ports", "nope"]), T);
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o).lines().count(), 1, "one line: {}", stderr(&o));
+}
+
+#[test]
+fn ports_from_the_original_server_are_read_over_ssh() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &[]);
+    let server = OriginalServer::start(agent.port);
+    let home = Home::new();
+    ok(&run(home.cli(&["ssh-setup", "orig", "--server", &server.url()]), T));
+    let (python, port) = python_listener();
+    let answer = http_get(server.port, "/api/ssh-port");
+    let json: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let ssh_port = json["port"].as_u64().unwrap();
+
+    let o = run(home.cli(&["ports", "orig"]), T);
+    let table = ok(&o);
+    assert!(table.contains(&format!("\n{port:<7} -\n")), "listed, no process name over ssh: {table}");
+    assert!(!table.contains(&format!("\n{ssh_port} ")), "the server's SSH port: {table}");
+    assert!(
+        stderr(&o).contains(
+            "has no /api/listening-ports (the original server): read /proc/net/tcp over `ssh orig`"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&run(home.cli(&["ports", "orig", "--json"]), T))).unwrap();
+    assert!(
+        json["ports"].as_array().unwrap().iter().any(|p| p["port"] == port && p["process"].is_null()),
+        "{json}"
+    );
+
+    // Gone once it stops: the list is the pod's, read afresh.
+    drop(python);
+    let table = ok(&run(home.cli(&["ports", "orig"]), T));
+    assert!(!table.contains(&format!("\n{port:<7} ")), "{table}");
+
+    // ssh refused (our key is gone): one line with ssh's reason and what to check.
+    std::fs::remove_file(home.path().join(".config/sandbox/keys/orig")).unwrap();
+    let o = run(home.cli(&["ports", "orig"]), T);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("reading /proc/net/tcp over `ssh orig` failed:") && last.contains("Permission denied"),
+        "{err}"
+    );
+    assert!(last.contains("check that `ssh orig true` works"), "{err}");
+    drop(agent);
 }

@@ -80,6 +80,17 @@ pub enum Command {
         #[arg(long)]
         print: bool,
     },
+    /// List the TCP ports listening in a sandbox (1024 and up, on loopback or all addresses)
+    /// with their processes: what `proxy --port` or `forward add` can reach.
+    Ports {
+        /// Sandbox name.
+        #[arg(add = ArgValueCandidates::new(crate::environment::sandbox_names))]
+        name: String,
+        /// Print `{"ports":[{"port":N,"process":"name"|null}, …]}` (the API's answer) instead
+        /// of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what is set up for one or all sandboxes and whether it works.
     Status {
         /// Only this sandbox.

@@ -39,6 +39,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Forward(cmd) => forward_config(cmd),
         Command::Up { name, all } => up(&name, all).await,
         Command::Open { name, ide, folder, print } => open_in_ide(&name, ide, folder, print).await,
+        Command::Ports { name, json } => ports(&name, json).await,
         Command::Status { name, offline } => status(name.as_deref(), offline).await,
         Command::List => list(),
         Command::Forget { name } => forget(&name).await,
@@ -364,6 +365,45 @@ async fn until_hangup_settles<T>(run: impl std::future::Future<Output = T>) -> T
         }
     }
     run.await
+}
+
+/// `ports NAME`: the table (or `--json`) on stdout; how to forward one and where the list came
+/// from on stderr, so stdout stays the list alone.
+async fn ports(name: &str, json: bool) -> anyhow::Result<ExitCode> {
+    use sandbox_core::ports::{detect, PortsSource};
+    let name = SandboxName::new(name)?;
+    let install = environment::installation()?;
+    let api = install.client(&name).await?;
+    let found = detect(&api, &environment::ssh_binary(), &install.paths.ssh_config, &name).await?;
+    if found.source == PortsSource::Ssh {
+        eprintln!(
+            "note: {} has no /api/listening-ports (the original server): read /proc/net/tcp over `ssh {name}`, which names no processes",
+            api.endpoint().server
+        );
+    }
+    if json {
+        let body = sandbox_core::ports::to_json(&found.ports);
+        println!("{body}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(first) = found.ports.first() else {
+        println!("No TCP port from 1024 up listens on loopback or all addresses in {name}.");
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!("{:<7} PROCESS", "PORT");
+    for p in &found.ports {
+        // The pod's text: a process names itself.
+        let process = p.process.as_deref().map(printable).unwrap_or_else(|| "-".into());
+        println!("{:<7} {process}", p.port);
+    }
+    // On a sandbox on this machine (the demo) the same local port is the pod's own listener.
+    let on_this_machine = sandbox_core::net::is_loopback(&api.endpoint().server.endpoint("/"));
+    let local = if on_this_machine { " --local-port 0" } else { "" };
+    eprintln!(
+        "Forward one: sandbox-forward proxy --sandbox {name} --port {0}{local}; keep it: sandbox-forward forward add {name} --port {0}{local}",
+        first.port
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The app's words for a sandbox with settings but no key or Host block yet.
