@@ -491,3 +491,34 @@ async fn a_pod_restart_that_heals_itself_shows_as_ready() {
     assert_eq!(demo.health, Health::Ready, "{}", demo.detail);
     again.shutdown().await;
 }
+
+/// `Request::ListeningPorts`: the demo agent lists what listens on this machine (its "pod"):
+/// the demo's page server (a task of this process) marked as reached by the saved forward,
+/// never the demo agent's own ports; only that answer carries ports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_sandboxs_listening_ports_mark_its_saved_forward() {
+    let home = Home::new();
+    let app = service(&home, Arc::new(Recorder::default()));
+    app.run().await;
+    let reply = call(&app, Request::Snapshot).await;
+    assert!(reply.listening_ports.is_none());
+    let demo = sandbox(&reply, "demo");
+    let site = demo.forwards[0].spec.remote_port;
+    let agent_port: u16 = demo.settings.server.rsplit(':').next().unwrap().parse().unwrap();
+
+    let reply = call(&app, Request::ListeningPorts { name: "demo".into() }).await;
+    let view = reply.listening_ports.as_ref().expect("the answer carries the ports");
+    assert!(!view.over_ssh, "our agent answers itself");
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let page = view.ports.iter().find(|p| p.port == site).unwrap_or_else(|| panic!("{site}: {view:?}"));
+    assert!(page.forwarded, "{page:?}");
+    assert_eq!(page.process.as_deref(), Some(comm.trim_end()));
+    assert!(!view.ports.iter().any(|p| p.port == agent_port), "the demo agent's API port: {view:?}");
+    assert!(view.ports.iter().filter(|p| p.port != site).all(|p| !p.forwarded), "{view:?}");
+    let notice = reply.notice.clone().unwrap_or_default();
+    assert!(notice.ends_with("listen in demo.") || notice == "1 port listens in demo.", "{notice}");
+
+    let err = app.handle(Request::ListeningPorts { name: "nope".into() }).await.unwrap_err();
+    assert!(err.message.contains("nope") && !err.message.contains('\n'), "{}", err.message);
+    app.shutdown().await;
+}

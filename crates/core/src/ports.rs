@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sandbox_wire::api::ListeningPort;
+pub use sandbox_wire::api::ListeningPort;
 use sandbox_wire::proc_net::{self, ByteOrder};
 
 use crate::api::{ApiClient, ApiError};

@@ -6,6 +6,7 @@
 pub mod control;
 pub mod demo;
 pub mod desktop;
+mod listening;
 pub mod protocol;
 pub mod service;
 pub mod settings;

@@ -36,6 +36,11 @@ pub enum Request {
     SetForward { name: String, remote_port: u16, on: bool },
     /// Settings of the app itself.
     SetPreferences { preferences: Preferences },
+    /// The TCP ports listening in a sandbox; the answer's `listening_ports`.
+    // Not in the window's types until the window offers them: its fake of this protocol
+    // (ui/tests/fake.ts) handles every kind, and a new kind would fail its type check.
+    #[ts(skip)]
+    ListeningPorts { name: String },
 }
 
 /// The answer to every request: the state after it, and a sentence about what was done.
@@ -45,6 +50,31 @@ pub struct Reply {
     pub snapshot: Snapshot,
     /// "Forwarding 127.0.0.1:5173 → :5173", shown where the user acted.
     pub notice: Option<String>,
+    /// The answer to [`Request::ListeningPorts`]; absent for every other request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub listening_ports: Option<ListeningPortsView>,
+}
+
+/// The TCP ports listening in a sandbox that a forward can reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ListeningPortsView {
+    /// Sorted by port.
+    pub ports: Vec<DetectedPort>,
+    /// Read over `ssh NAME` (the original server lacks the API for it): no process names.
+    pub over_ssh: bool,
+}
+
+/// One listening port in a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct DetectedPort {
+    pub port: u16,
+    /// The listening process ("node"), made printable; null where the pod does not say.
+    pub process: Option<String>,
+    /// A saved forward of this sandbox already reaches it.
+    pub forwarded: bool,
 }
 
 /// Everything a face shows.

@@ -145,6 +145,7 @@ impl Service {
 
     /// Carries out one request.
     pub async fn handle(&self, request: Request) -> Outcome {
+        let mut listening_ports = None;
         let notice = match request {
             Request::Snapshot => None,
             Request::Refresh => {
@@ -170,8 +171,16 @@ impl Service {
                 Some(self.set_forward(&parse_name(&name)?, remote_port, on).await?)
             }
             Request::SetPreferences { preferences } => Some(self.set_preferences(preferences)?),
+            Request::ListeningPorts { name } => {
+                let inner = &self.inner;
+                let (ports, notice) =
+                    crate::listening::listening_ports(&inner.install, &*inner.desktop, &parse_name(&name)?)
+                        .await?;
+                listening_ports = Some(ports);
+                Some(notice)
+            }
         };
-        Ok(Reply { snapshot: self.snapshot(), notice })
+        Ok(Reply { snapshot: self.snapshot(), notice, listening_ports })
     }
 
     /// Everything a face shows.
