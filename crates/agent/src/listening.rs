@@ -103,6 +103,7 @@ fn socket_owners(inodes: &[u64]) -> std::collections::HashMap<u64, String> {
 }
 
 /// `socket:[12345]` → 12345.
+#[cfg(any(target_os = "linux", test))]
 fn socket_inode(link: &[u8]) -> Option<u64> {
     let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
     std::str::from_utf8(digits).ok()?.parse().ok()

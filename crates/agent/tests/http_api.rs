@@ -145,3 +145,31 @@ async fn port_forward_validates_then_tunnels_then_closes() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// A server that took only `[::1]` (a dev server binding `localhost` on Node ≥ 17) is reached
+/// too: the dial falls back to it when `127.0.0.1` refuses.
+#[tokio::test]
+async fn port_forward_reaches_a_server_listening_on_ipv6_loopback_only() {
+    let Ok(echo) = TcpListener::bind("[::1]:0").await else {
+        eprintln!("skipped: this host has no IPv6 loopback");
+        return;
+    };
+    let port = echo.local_addr().unwrap().port();
+    assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err(), "the port is free on 127.0.0.1");
+    tokio::spawn(async move {
+        let (mut c, _) = echo.accept().await.unwrap();
+        let (mut r, mut w) = c.split();
+        tokio::io::copy(&mut r, &mut w).await.unwrap();
+    });
+    let s = start(false, true).await;
+    let url = format!("ws://127.0.0.1:{}/api/port-forward?port={port}", s.port);
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("x-forwarded-sub", "alice".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::Binary(b"over ::1".to_vec().into())).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap() {
+        Message::Binary(b) => assert_eq!(&b[..], b"over ::1"),
+        other => panic!("unexpected {other:?}"),
+    }
+    ws.close(None).await.unwrap();
+}

@@ -1,4 +1,4 @@
-//! `GET /api/port-forward?port=N`: WebSocket ⇄ raw TCP to `127.0.0.1:N` in the pod.
+//! `GET /api/port-forward?port=N`: WebSocket ⇄ raw TCP to `127.0.0.1:N` (or `[::1]:N`) in the pod.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
@@ -112,8 +112,7 @@ where
             splice(ws, r, w, opts).await
         }
         _ => {
-            // Loopback only, hard-coded: this endpoint must never become an SSRF proxy.
-            let mut target = match TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
+            let mut target = match dial_loopback(port).await {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::info!(sub = %Untrusted(&who.sub), port, "port-forward dial failed: {e}");
@@ -142,6 +141,19 @@ where
         error = result.err().map(|e| e.to_string()),
         "port-forward closed"
     );
+}
+
+/// Connects to `127.0.0.1:port`, or — refused there — `[::1]:port`: a dev server that binds
+/// `localhost` may take only the IPv6 one (Node ≥ 17 resolves it to `::1` first), and
+/// `/api/listening-ports` lists it. Loopback only, hard-coded: this endpoint must never become
+/// an SSRF proxy.
+async fn dial_loopback(port: u16) -> std::io::Result<TcpStream> {
+    match TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            TcpStream::connect(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))).await.map_err(|_| e)
+        }
+        dialed => dialed,
+    }
 }
 
 #[cfg(test)]
