@@ -11,9 +11,25 @@ export function checkName(name: string, taken: readonly string[]): string | null
   return null;
 }
 
+/** Same rules as the core's `ServerUrl::parse`: https:// is assumed when no scheme is given. */
 export function checkServer(server: string): string | null {
   if (!server) return "Enter the server's address, e.g. https://sandboxes.example.com.";
   if (/\s/.test(server)) return "The server address cannot contain spaces.";
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(server)?.[1].toLowerCase();
+  if (scheme !== undefined && scheme !== "https" && scheme !== "http") {
+    return `The server address must start with https:// (or http://), not ${scheme}://.`;
+  }
+  let url: URL;
+  try {
+    url = new URL(scheme === undefined ? `https://${server}` : server);
+  } catch {
+    return "That is not a server address; enter e.g. https://sandboxes.example.com.";
+  }
+  if (!url.hostname) return "The server address needs a host name, e.g. https://sandboxes.example.com.";
+  if (url.username || url.password) return "Leave the user name and password out of the address; set sign-in below.";
+  if (url.search || url.hash || server.includes("?") || server.includes("#")) {
+    return "The server address cannot have a query (?…) or a fragment (#…).";
+  }
   return null;
 }
 

@@ -151,3 +151,36 @@ test("Allow insecure HTTP is off by default and sent when ticked", async ({ page
   expect(saved).toHaveLength(1);
   expect((saved[0] as { settings: { allowInsecureHttp: boolean } }).settings.allowInsecureHttp).toBe(true);
 });
+
+test("a server address the core would refuse is caught at its field, and nothing is sent", async ({ page }) => {
+  await openApp(page);
+  await page.getByTestId("empty-add-sandbox").click();
+  const form = page.getByTestId("sandbox-form");
+  await form.getByLabel("Name", { exact: true }).fill("box");
+  const cases: [string, string][] = [
+    ["ftp://x", "must start with https://"],
+    ["https://me:secret@sandboxes.example.com", "user name and password"],
+    ["https://sandboxes.example.com/?a=b", "query"],
+    ["https://", "not a server address"],
+  ];
+  for (const [server, says] of cases) {
+    await form.getByLabel("Server").fill(server);
+    await form.getByTestId("form-save").click();
+    await expect(form.getByTestId("field-error-server")).toContainText(says);
+  }
+  expect(await actions(page)).toEqual([]);
+  // A bare host name is fine: the core assumes https://.
+  await form.getByLabel("Server").fill("sandboxes.example.com");
+  await form.getByTestId("form-save").click();
+  expect(await requests(page, "saveSandbox")).toHaveLength(1);
+});
+
+test("commands in the core's messages show as code, without backticks", async ({ page }) => {
+  const detail = "`ssh alpha` works; the pod restarted.";
+  await openApp(page, { sandboxes: [sandbox("alpha", { status: { ...sandbox("alpha").status, detail } })] });
+  const shown = page.getByTestId("detail-status");
+  await expect(shown).toHaveText("ssh alpha works; the pod restarted.");
+  await expect(shown.locator("code")).toHaveText("ssh alpha");
+  // The sidebar's button uses a glyph every font has (the full-width ＋ showed as a box).
+  await expect(page.getByTestId("add-sandbox")).not.toContainText("＋");
+});

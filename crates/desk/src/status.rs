@@ -59,9 +59,9 @@ pub async fn probe(install: &Installation, name: &SandboxName) -> SandboxStatus 
             // user to do, so no amber: ready, with the restart mentioned.
             let restarted = matches!((pinned, offered), (Some(p), Some(o)) if p != o);
             let detail = if restarted {
-                format!("Ready: `ssh {name}` works (the pod restarted; the next connection registers your key again).")
+                format!("`ssh {name}` works; the pod restarted, and the next connection registers your key again.")
             } else {
-                format!("Ready: `ssh {name}` works.")
+                format!("`ssh {name}` works.")
             };
             status(Health::Ready, detail, signed_in)
         }

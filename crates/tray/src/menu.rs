@@ -85,14 +85,31 @@ pub fn menu(snapshot: &Snapshot) -> Vec<Entry> {
     entries
 }
 
+/// `Ready — “ssh dev” works.`: the health word once (a detail that repeats it is not prefixed)
+/// and the core's `command` marks as quotes, which a menu can show.
+fn status_label(word: &str, detail: &str) -> String {
+    let mut plain = String::with_capacity(detail.len());
+    let mut open = true;
+    for c in detail.chars() {
+        if c == '`' {
+            plain.push(if open { '“' } else { '”' });
+            open = !open;
+        } else {
+            plain.push(c);
+        }
+    }
+    if plain.starts_with(word) {
+        plain
+    } else {
+        format!("{word} — {plain}")
+    }
+}
+
 fn sandbox_menu(s: &SandboxView) -> Entry {
     let name = s.settings.name.clone();
     let request = |r: Request| Some(Action::Request(r));
     let mut entries = vec![
-        Entry::Item {
-            label: format!("{} — {}", health_word(s.status.health), s.status.detail),
-            action: None,
-        },
+        Entry::Item { label: status_label(health_word(s.status.health), &s.status.detail), action: None },
         Entry::Item { label: "Connect".into(), action: request(Request::Connect { name: name.clone() }) },
     ];
     for (ide, label) in [
@@ -204,7 +221,7 @@ mod tests {
                 demo: false,
                 status: SandboxStatus {
                     health,
-                    detail: "Ready: `ssh dev` works.".into(),
+                    detail: "`ssh dev` works.".into(),
                     key_registered: true,
                     signed_in,
                     checked_at: None,
@@ -218,13 +235,23 @@ mod tests {
     }
 
     #[test]
+    fn the_status_line_says_its_word_once_and_shows_commands_as_quotes() {
+        assert_eq!(status_label("Ready", "`ssh dev` works."), "Ready — “ssh dev” works.");
+        assert_eq!(
+            status_label("Unreachable", "Unreachable: connection refused"),
+            "Unreachable: connection refused"
+        );
+        assert_eq!(status_label("Ready", "a `b"), "Ready — a “b");
+    }
+
+    #[test]
     fn a_sandbox_submenu_has_status_connect_ides_forwards_and_sign_in() {
         let snap =
             snapshot(Health::Ready, Some(false), vec![forward(5173, true, None), forward(9229, false, None)]);
         let menu = menu(&snap);
         let Entry::Sub { label, entries } = &menu[0] else { panic!("{menu:?}") };
         assert_eq!(label, "● dev");
-        assert_eq!(entries[0], Entry::Item { label: "Ready — Ready: `ssh dev` works.".into(), action: None });
+        assert_eq!(entries[0], Entry::Item { label: "Ready — “ssh dev” works.".into(), action: None });
         assert_eq!(
             entries[1].clone(),
             Entry::Item {

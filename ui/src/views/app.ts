@@ -7,6 +7,7 @@ import { sandboxFormView } from "./form";
 import { logPanel } from "./log";
 import { preferencesView } from "./preferences";
 import { sidebar } from "./sidebar";
+import { prose } from "./prose";
 
 export function app() {
   return html`<div class="shell">
@@ -22,7 +23,7 @@ export function app() {
       </main>
     </div>
     <div class="toasts" aria-live="polite">
-      ${state.toasts.map((t) => html`<div class="toast" data-testid="toast">${t.text}</div>`)}
+      ${state.toasts.map((t) => html`<div class="toast" data-testid="toast">${prose(t.text)}</div>`)}
     </div>`;
 }
 

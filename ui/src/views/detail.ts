@@ -9,6 +9,7 @@ import { healthBadge } from "./badge";
 import { feedbackLine } from "./feedback";
 import { forwardsSection } from "./forwards";
 import { openForm } from "./navigation";
+import { prose } from "./prose";
 
 export function detailView(sandbox: SandboxView, preferences: Preferences) {
   const { settings, status } = sandbox;
@@ -19,7 +20,7 @@ export function detailView(sandbox: SandboxView, preferences: Preferences) {
         ${sandbox.demo ? html`<span class="tag">demo</span>` : nothing}
         ${healthBadge(status.health, "detail-health")}
       </div>
-      <p class="status-detail" data-testid="detail-status">${status.detail}</p>
+      <p class="status-detail" data-testid="detail-status">${prose(status.detail)}</p>
     </header>
     ${state.confirmingRemove === settings.name ? confirmRemove(settings.name) : actions(sandbox, preferences)}
     <dl class="facts card">

@@ -4,6 +4,7 @@ import { html, nothing } from "lit-html";
 import { type AuthMode, type FormField, type SandboxForm, settingsFromForm, validateForm } from "../sandboxForm";
 import { act, afterNextDraw, changed, place, state } from "../state";
 import { showSandbox } from "./navigation";
+import { prose } from "./prose";
 
 const MODES: readonly { mode: AuthMode; label: string }[] = [
   { mode: "none", label: "None" },
@@ -166,7 +167,7 @@ export function sandboxFormView(form: SandboxForm) {
     </div>
 
     ${failure?.tone === "error"
-      ? html`<p class="form-error" role="alert" data-testid="form-error">${failure.text}</p>`
+      ? html`<p class="form-error" role="alert" data-testid="form-error">${prose(failure.text)}</p>`
       : nothing}
 
     <div class="form-actions">

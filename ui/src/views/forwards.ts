@@ -7,6 +7,7 @@ import { humanBytes, localPortText } from "../format";
 import { type ForwardDraft, PRESETS, emptyDraft, specFromDraft } from "../forwardDraft";
 import { act, afterNextDraw, changed, pending, place, state } from "../state";
 import { feedbackLine } from "./feedback";
+import { prose } from "./prose";
 
 export function forwardsSection(sandbox: SandboxView) {
   const name = sandbox.settings.name;
@@ -98,11 +99,11 @@ function row(name: string, forward: ForwardView) {
     </div>
     ${errors.length
       ? html`<div class="forward-error" role="alert" data-testid="forward-error-${port}">
-          ${errors.map((e) => html`<p>${e}</p>`)}
+          ${errors.map((e) => html`<p>${prose(e)}</p>`)}
         </div>`
       : nothing}
     ${action?.tone === "notice"
-      ? html`<p class="forward-notice" role="status" data-testid="forward-notice-${port}">${action.text}</p>`
+      ? html`<p class="forward-notice" role="status" data-testid="forward-notice-${port}">${prose(action.text)}</p>`
       : nothing}
   </li>`;
 }

@@ -3,6 +3,7 @@ import { html, nothing } from "lit-html";
 import type { LogEntry } from "../bindings/LogEntry";
 import { clockTime } from "../format";
 import { changed, state } from "../state";
+import { prose } from "./prose";
 
 export function logPanel() {
   const log = state.snapshot?.log ?? [];
@@ -22,7 +23,7 @@ export function logPanel() {
     >
       <span class="chevron" aria-hidden="true"></span>
       <span class="log-title">Activity</span>
-      ${!open && last ? html`<span class="log-last level-${last.level}">${last.message}</span>` : nothing}
+      ${!open && last ? html`<span class="log-last level-${last.level}">${prose(last.message)}</span>` : nothing}
     </button>
     ${open
       ? html`<ol id="log-list" class="log" data-testid="log" tabindex="0" aria-label="Activity log">
@@ -37,7 +38,7 @@ function line(entry: LogEntry) {
     <time class="mono">${clockTime(entry.at)}</time>
     <span class="log-level">${entry.level}</span>
     <span class="log-sandbox">${entry.sandbox ?? "app"}</span>
-    <span class="log-message">${entry.message}</span>
+    <span class="log-message">${prose(entry.message)}</span>
   </li>`;
 }
 

@@ -4,6 +4,7 @@ import type { SandboxView } from "../bindings/SandboxView";
 import { act, place, state } from "../state";
 import { healthBadge } from "./badge";
 import { openForm, openPreferences, showSandbox } from "./navigation";
+import { prose } from "./prose";
 
 export function sidebar() {
   const sandboxes = state.snapshot?.sandboxes ?? [];
@@ -35,7 +36,7 @@ export function sidebar() {
     </nav>
     <footer class="sidebar-foot">
       <button class="btn wide" type="button" data-testid="add-sandbox" @click=${() => openForm(null)}>
-        <span aria-hidden="true">＋</span> Add sandbox
+        <span aria-hidden="true">+</span> Add sandbox
       </button>
       <button
         class="btn ghost wide"
@@ -66,7 +67,7 @@ function item(sandbox: SandboxView) {
         ${sandbox.demo ? html`<span class="tag">demo</span>` : nothing}
       </span>
       ${healthBadge(sandbox.status.health, `sandbox-status-${name}`)}
-      <span class="item-detail">${sandbox.status.detail}</span>
+      <span class="item-detail">${prose(sandbox.status.detail)}</span>
     </button>
   </li>`;
 }
