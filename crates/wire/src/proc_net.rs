@@ -253,6 +253,27 @@ mod tests {
         assert_eq!(rows[1].address, "::1".parse::<IpAddr>().unwrap());
     }
 
+    /// Text from a pod (over ssh) is a peer's: any cut of it, any byte changed, parses or is
+    /// refused, never panics.
+    #[test]
+    fn any_cut_or_damaged_table_is_an_answer_not_a_panic() {
+        let text = format!("{TCP}{TCP6}");
+        for (i, _) in text.char_indices() {
+            let _ = parse(&text[..i], ByteOrder::Little);
+            for junk in ["\u{0}", "Z", ":", " ", "é", "FFFFFFFFF"] {
+                let damaged = format!("{}{junk}{}", &text[..i], &text[i..]);
+                if let Ok(rows) = parse(&damaged, ByteOrder::Big) {
+                    let _ = listening_ports(&rows, &[], |_| None);
+                }
+            }
+        }
+        let wildcard_mapped =
+            "  sl  local_address\n 0: 0000000000000000FFFF000000000000:1435 0:0 0A 0:0 0:0 0 0 0 5 1\n";
+        let rows = parse(wildcard_mapped, ByteOrder::Little).unwrap();
+        assert_eq!(rows[0].address, "::ffff:0.0.0.0".parse::<IpAddr>().unwrap());
+        assert!(rows[0].is_reachable_listener(), "an IPv4-mapped wildcard is a wildcard");
+    }
+
     #[test]
     fn text_that_is_not_the_table_is_refused() {
         assert_eq!(parse("", ByteOrder::Little), Err(ProcNetError::NoHeader));
