@@ -1,12 +1,12 @@
 // The window's state: the core's latest snapshot plus what only this window knows (selection,
 // open form, per-place feedback). Every change calls `changed()`, which schedules one redraw.
-import type { IdeChoice } from "./bindings/IdeChoice";
 import type { Reply } from "./bindings/Reply";
 import type { Request } from "./bindings/Request";
 import type { SandboxView } from "./bindings/SandboxView";
 import type { Snapshot } from "./bindings/Snapshot";
 import type { ForwardDraft } from "./forwardDraft";
 import { call, errorMessage } from "./ipc";
+import { recall, remember } from "./remember";
 import type { SandboxForm } from "./sandboxForm";
 
 export type View = { kind: "sandbox" } | { kind: "form"; form: SandboxForm } | { kind: "prefs" };
@@ -17,14 +17,17 @@ export interface Feedback {
   text: string;
 }
 
+const remembered = recall();
+
 export const state = {
   snapshot: null as Snapshot | null,
-  selected: null as string | null,
+  /** Kept across closing and reopening the window (`remember`), as is `openIn`. */
+  selected: remembered.selected,
   view: { kind: "sandbox" } as View,
   /** The sandbox whose Remove is awaiting confirmation. */
   confirmingRemove: null as string | null,
   /** "Open in" choice made in this window; null follows the default IDE preference. */
-  openIn: null as IdeChoice | null,
+  openIn: remembered.openIn,
   logOpen: false,
   /** Why polling fails, while it does. */
   lostContact: null as string | null,
@@ -87,6 +90,11 @@ export function applySnapshot(snapshot: Snapshot): void {
   if (state.selected === null || !names.includes(state.selected)) state.selected = names[0] ?? null;
   if (state.confirmingRemove !== null && !names.includes(state.confirmingRemove)) state.confirmingRemove = null;
   if (!current || snapshot.generation !== current.generation) changed();
+}
+
+/** Saves what the window should still show after it is closed and opened again. */
+export function rememberChoices(): void {
+  remember({ selected: state.selected, openIn: state.openIn });
 }
 
 export function selectedSandbox(): SandboxView | null {

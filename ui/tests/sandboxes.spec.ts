@@ -184,3 +184,19 @@ test("commands in the core's messages show as code, without backticks", async ({
   // The sidebar's button uses a glyph every font has (the full-width ＋ showed as a box).
   await expect(page.getByTestId("add-sandbox")).not.toContainText("＋");
 });
+
+test("closing and reopening the window keeps the selected sandbox and the Open in choice", async ({ page }) => {
+  await openApp(page, { sandboxes: [sandbox("alpha"), sandbox("beta")] });
+  await expect(page.getByTestId("detail-name")).toHaveText("alpha");
+  await page.getByTestId("sandbox-item-beta").click();
+  await expect(page.getByTestId("detail-name")).toHaveText("beta");
+  await page.getByTestId("open-in-select").selectOption("cursor");
+
+  await page.reload(); // what the app does when the window is opened again: a fresh page
+  await expect(page.getByTestId("detail-name")).toHaveText("beta");
+  await expect(page.getByTestId("open-in-select")).toHaveValue("cursor");
+
+  // A remembered sandbox that is gone falls back to the first one.
+  await openApp(page, { sandboxes: [sandbox("alpha")] });
+  await expect(page.getByTestId("detail-name")).toHaveText("alpha");
+});

@@ -4,7 +4,7 @@ import type { IdeChoice } from "../bindings/IdeChoice";
 import type { Preferences } from "../bindings/Preferences";
 import type { SandboxView } from "../bindings/SandboxView";
 import { IDE_LABEL, IDES, authSummary, clockTime } from "../format";
-import { act, afterNextDraw, changed, place, state } from "../state";
+import { act, afterNextDraw, changed, place, rememberChoices, state } from "../state";
 import { healthBadge } from "./badge";
 import { feedbackLine } from "./feedback";
 import { forwardsSection } from "./forwards";
@@ -82,6 +82,7 @@ function actions(sandbox: SandboxView, preferences: Preferences) {
           data-testid="open-in-select"
           @change=${(e: Event) => {
             state.openIn = (e.target as HTMLSelectElement).value as IdeChoice;
+            rememberChoices();
             changed();
           }}
         >

@@ -1,10 +1,11 @@
 // Switching what the main pane shows.
 import type { SandboxSettings } from "../bindings/SandboxSettings";
 import { newForm } from "../sandboxForm";
-import { afterNextDraw, changed, setFeedback, state, place } from "../state";
+import { afterNextDraw, changed, rememberChoices, setFeedback, state, place } from "../state";
 
 export function showSandbox(name: string | null = state.selected): void {
   state.selected = name;
+  rememberChoices();
   state.view = { kind: "sandbox" };
   state.confirmingRemove = null;
   changed();
