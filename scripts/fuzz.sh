@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame_decoder handshake ssh_config_editor known_hosts)
+[ ${#targets[@]} -gt 0 ] || targets=(frame_decoder handshake ssh_config_editor known_hosts proc_net)
 
 cache="${CARGO_TARGET_DIR:-$PWD/target}"
 tools="$cache/tools"
