@@ -87,3 +87,17 @@ test("dark mode follows the system", async ({ page }) => {
   expect(light).toBe("rgb(245, 246, 248)");
   expect(dark).toBe("rgb(22, 24, 29)");
 });
+
+test("nothing moves under the pointer when a notice appears or fades", async ({ page }) => {
+  await page.clock.install();
+  await openApp(page, { sandboxes: [sandbox("dev", { status: { ...sandbox("dev").status, health: "notConnected" } })] });
+  const ports = page.getByTestId("ports");
+  const top = async () => (await ports.boundingBox())?.y;
+  const before = await top();
+  await page.getByTestId("connect").click();
+  await expect(page.getByTestId("connect-notice")).toBeVisible();
+  expect(await top()).toBe(before);
+  await page.clock.runFor(6_000); // notices fade after 5 s
+  await expect(page.getByTestId("connect-notice")).toHaveCount(0);
+  expect(await top()).toBe(before);
+});

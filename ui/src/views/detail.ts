@@ -135,7 +135,9 @@ function actions(sandbox: SandboxView, preferences: Preferences) {
         Remove…
       </button>
     </div>
-    ${feedbackLine(at.connect, "connect")} ${feedbackLine(at.openIn, "open-in")} ${feedbackLine(at.sign, "sign")}
+    <div class="action-feedback">
+      ${feedbackLine(at.connect, "connect")} ${feedbackLine(at.openIn, "open-in")} ${feedbackLine(at.sign, "sign")}
+    </div>
   </div>`;
 }
 
