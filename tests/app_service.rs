@@ -522,3 +522,57 @@ async fn the_demo_sandboxs_listening_ports_mark_its_saved_forward() {
     assert!(err.message.contains("nope") && !err.message.contains('\n'), "{}", err.message);
     app.shutdown().await;
 }
+
+/// A removed demo stays removed across restarts, but the user can bring it back (the window's
+/// Preferences or the tray's "Add the demo sandbox"), and it runs again: ssh reaches it. A
+/// sandbox of the user's called `demo` is never overwritten by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_demo_can_be_brought_back() {
+    let home = Home::new();
+    let app = service(&home, Arc::new(Recorder::default()));
+    app.run().await;
+    assert!(!call(&app, Request::Snapshot).await.snapshot.demo_available, "the demo is here");
+
+    let reply = call(&app, Request::RemoveSandbox { name: "demo".into() }).await;
+    assert!(reply.snapshot.sandboxes.is_empty());
+    assert!(reply.snapshot.demo_available);
+    assert_eq!(app.demo_pid().await, None);
+    app.shutdown().await;
+
+    // Removed is remembered: a restarted app does not offer it by itself…
+    let app = service(&home, Arc::new(Recorder::default()));
+    app.run().await;
+    assert!(call(&app, Request::Snapshot).await.snapshot.sandboxes.is_empty());
+    // …until asked.
+    let reply = call(&app, Request::AddDemo).await;
+    assert!(sandbox(&reply, "demo").demo);
+    assert!(!reply.snapshot.demo_available);
+    assert!(app.demo_pid().await.is_some());
+    call(&app, Request::Connect { name: "demo".into() }).await;
+    ok(&run(home.ssh("ssh", &["demo", "true"]), Duration::from_secs(20)));
+    let again = app.handle(Request::AddDemo).await.expect_err("already here");
+    assert!(again.message.contains("already"), "{}", again.message);
+    app.shutdown().await;
+
+    // A sandbox of the user's named demo is left alone.
+    let home = Home::new();
+    let app = service(&home, Arc::new(Recorder::default()));
+    app.run().await;
+    call(&app, Request::RemoveSandbox { name: "demo".into() }).await;
+    let mine = SandboxSettings {
+        name: "demo".into(),
+        server: "https://sandboxes.example.com".into(),
+        auth: AuthSettings::None,
+        remote_folder: "/workspace".into(),
+        allow_insecure_http: false,
+    };
+    let reply = call(&app, Request::SaveSandbox { original: None, settings: mine }).await;
+    assert!(!sandbox(&reply, "demo").demo);
+    let refused = app.handle(Request::AddDemo).await.expect_err("a sandbox of the user's is called demo");
+    assert!(refused.message.contains("rename or remove it"), "{}", refused.message);
+    assert_eq!(
+        sandbox(&call(&app, Request::Snapshot).await, "demo").settings.server,
+        "https://sandboxes.example.com"
+    );
+    app.shutdown().await;
+}

@@ -12,6 +12,8 @@ export interface FakeSeed {
   sandboxes?: SandboxView[];
   log?: LogEntry[];
   preferences?: Preferences;
+  /** The app could run a demo sandbox and none exists. */
+  demoAvailable?: boolean;
   /** Requests of these kinds fail with this message (an ActionError). */
   failures?: Partial<Record<Request["kind"], string>>;
 }
@@ -44,6 +46,7 @@ export class FakeCore {
       preferences: seed.preferences ?? { defaultIde: "vsCode", startAtLogin: false, notifications: true },
       log: structuredClone(seed.log ?? []),
       generation: 1,
+      demoAvailable: seed.demoAvailable ?? false,
     };
     for (const [kind, message] of Object.entries(seed.failures ?? {})) this.failures.set(kind, message);
   }
@@ -151,6 +154,17 @@ export class FakeCore {
         this.state.preferences = request.preferences;
         this.changed(null, "Preferences saved");
         return "Preferences saved";
+      case "addDemo": {
+        this.state.sandboxes.push({
+          settings: { name: "demo", server: "http://127.0.0.1:40000", auth: { mode: "bearerFile", path: "/demo/token" }, remoteFolder: "/demo/workspace", allowInsecureHttp: false },
+          demo: true,
+          status: { health: "notConnected", detail: "Reachable. Connect to register a key and set up `ssh demo`.", keyRegistered: false, signedIn: null, checkedAt: this.clock },
+          forwards: [],
+        });
+        this.state.demoAvailable = false;
+        this.changed("demo", "Demo sandbox running");
+        return "Added the demo sandbox demo.";
+      }
     }
   }
 

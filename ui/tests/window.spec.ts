@@ -101,3 +101,18 @@ test("nothing moves under the pointer when a notice appears or fades", async ({ 
   await expect(page.getByTestId("connect-notice")).toHaveCount(0);
   expect(await top()).toBe(before);
 });
+
+test("a removed demo sandbox can be added again from Preferences", async ({ page }) => {
+  await openApp(page, { sandboxes: [sandbox("work")], demoAvailable: true });
+  await page.getByTestId("open-preferences").click();
+  await page.getByTestId("add-demo").click();
+  await expect(page.getByTestId("sandbox-item-demo")).toBeVisible();
+  await expect(page.getByTestId("add-demo")).toHaveCount(0);
+  expect(await actions(page)).toContainEqual({ kind: "addDemo" });
+
+  // Offered only when the app can run one and none exists.
+  await openApp(page, { sandboxes: [sandbox("work")] });
+  await page.getByTestId("open-preferences").click();
+  await expect(page.getByTestId("preferences")).toBeVisible();
+  await expect(page.getByTestId("add-demo")).toHaveCount(0);
+});

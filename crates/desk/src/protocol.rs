@@ -36,6 +36,8 @@ pub enum Request {
     SetForward { name: String, remote_port: u16, on: bool },
     /// Settings of the app itself.
     SetPreferences { preferences: Preferences },
+    /// Run the local demo sandbox again (after the user removed it, or beside other sandboxes).
+    AddDemo,
     /// The TCP ports listening in a sandbox; the answer's `listening_ports`.
     // Not in the window's types until the window offers them: its fake of this protocol
     // (ui/tests/fake.ts) handles every kind, and a new kind would fail its type check.
@@ -87,6 +89,8 @@ pub struct Snapshot {
     pub log: Vec<LogEntry>,
     /// Bumped on every change, so a face can skip redrawing an unchanged state.
     pub generation: u64,
+    /// The app can run a demo sandbox and none exists: the faces offer [`Request::AddDemo`].
+    pub demo_available: bool,
 }
 
 /// One sandbox as the user sees it.

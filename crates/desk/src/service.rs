@@ -171,6 +171,7 @@ impl Service {
                 Some(self.set_forward(&parse_name(&name)?, remote_port, on).await?)
             }
             Request::SetPreferences { preferences } => Some(self.set_preferences(preferences)?),
+            Request::AddDemo => Some(self.add_demo().await?),
             Request::ListeningPorts { name } => {
                 let inner = &self.inner;
                 let (ports, notice) =
@@ -221,6 +222,7 @@ impl Service {
             preferences: state.settings.preferences.clone(),
             log: state.log.iter().cloned().collect(),
             generation: state.generation,
+            demo_available: self.inner.agent_binary.is_some() && state.settings.demo.is_none(),
         }
     }
 
@@ -499,8 +501,9 @@ impl Service {
         }
     }
 
+    /// At start: runs the demo that exists, or offers one when nothing is configured and the
+    /// user never removed it.
     async fn start_demo(&self) {
-        let Some(agent) = self.inner.agent_binary.clone() else { return };
         let install = &self.inner.install;
         let (demo, dismissed) = {
             let state = self.lock();
@@ -512,14 +515,45 @@ impl Service {
             None => return,
         };
         let Ok(name) = SandboxName::new(&name) else { return };
-        let files = DemoFiles { dir: install.paths.demo_dir() };
-        let agent = match DemoAgent::start(&agent, &files).await {
-            Ok(agent) => agent,
-            Err(e) => {
-                self.log(LogLevel::Error, Some(&name), e);
-                return;
-            }
+        if let Err(e) = self.run_demo(&name).await {
+            self.log(LogLevel::Error, Some(&name), e);
+        }
+    }
+
+    /// `Request::AddDemo`: brings back the demo the user removed, or adds it beside their own
+    /// sandboxes; never over a sandbox of theirs that is called `demo`.
+    async fn add_demo(&self) -> Result<String, ActionError> {
+        let name = SandboxName::new(DEMO_NAME).expect("a valid name");
+        if self.lock().settings.demo.is_some() {
+            return Err(ActionError { message: "The demo sandbox is already here.".into() });
+        }
+        if self.inner.install.profiles().names().iter().any(|n| n.as_str() == DEMO_NAME) {
+            return Err(ActionError {
+                message: format!(
+                    "A sandbox of yours is called {DEMO_NAME}; rename or remove it to add the demo."
+                ),
+            });
+        }
+        self.run_demo(&name).await.map_err(|message| ActionError { message })?;
+        {
+            let mut state = self.lock();
+            state.settings.demo_dismissed = false;
+            let _ = self.inner.settings_file.save(&state.settings);
+        }
+        self.probe(&name).await;
+        Ok(format!("Added the demo sandbox {name}."))
+    }
+
+    /// Starts the demo's agent and page server and writes its profile.
+    async fn run_demo(&self, name: &SandboxName) -> Result<(), String> {
+        let Some(agent) = self.inner.agent_binary.clone() else {
+            return Err(
+                "the demo needs sandbox-agent installed beside the app; reinstall Sandbox Forward".into()
+            );
         };
+        let install = &self.inner.install;
+        let files = DemoFiles { dir: install.paths.demo_dir() };
+        let agent = DemoAgent::start(&agent, &files).await?;
         let store = install.profiles();
         let page = PortForward {
             remote_port: agent.site.port,
@@ -527,7 +561,7 @@ impl Service {
             label: demo::SITE_LABEL.into(),
             auto_start: false,
         };
-        let mut profile = store.load(&name).unwrap_or_else(|_| Profile {
+        let mut profile = store.load(name).unwrap_or_else(|_| Profile {
             remote_folder: Some(files.workspace().display().to_string()),
             forwards: vec![page.clone()],
             ..Profile::default()
@@ -535,10 +569,7 @@ impl Service {
         follow_demo_site(&mut profile.forwards, page);
         profile.server = agent.url.clone();
         profile.credentials.bearer_file = Some(files.token());
-        if let Err(e) = store.save(&name, &profile) {
-            self.log(LogLevel::Error, Some(&name), e.to_string());
-            return;
-        }
+        store.save(name, &profile).map_err(|e| e.to_string())?;
         {
             let mut state = self.lock();
             state.settings.demo = Some(name.to_string());
@@ -549,10 +580,11 @@ impl Service {
         }
         self.log(
             LogLevel::Info,
-            Some(&name),
+            Some(name),
             format!("Demo sandbox running at {} (a local sandbox-agent)", agent.url),
         );
         *self.inner.demo.lock().await = Some(agent);
+        Ok(())
     }
 
     async fn probe_all(&self) {

@@ -72,6 +72,12 @@ pub fn menu(snapshot: &Snapshot) -> Vec<Entry> {
     if entries.is_empty() {
         entries.push(Entry::Item { label: "No sandboxes yet".into(), action: None });
     }
+    if snapshot.demo_available {
+        entries.push(Entry::Item {
+            label: "Add the demo sandbox".into(),
+            action: Some(Action::Request(Request::AddDemo)),
+        });
+    }
     entries.push(Entry::Separator);
     entries.push(Entry::Item { label: "Open Sandbox Forward…".into(), action: Some(Action::OpenWindow) });
     let mut preferences = snapshot.preferences.clone();
@@ -231,6 +237,7 @@ mod tests {
             preferences: Preferences::default(),
             log: vec![],
             generation: 1,
+            demo_available: false,
         }
     }
 
@@ -315,5 +322,15 @@ mod tests {
             panic!("{menu:?}")
         };
         assert!(preferences.start_at_login);
+    }
+
+    #[test]
+    fn a_removed_demo_can_be_added_again_from_the_menu() {
+        let add = Entry::Item {
+            label: "Add the demo sandbox".into(),
+            action: Some(Action::Request(Request::AddDemo)),
+        };
+        assert!(!menu(&Snapshot::default()).contains(&add));
+        assert!(menu(&Snapshot { demo_available: true, ..Snapshot::default() }).contains(&add));
     }
 }

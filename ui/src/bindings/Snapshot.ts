@@ -14,4 +14,8 @@ log: Array<LogEntry>,
 /**
  * Bumped on every change, so a face can skip redrawing an unchanged state.
  */
-generation: number, };
+generation: number, 
+/**
+ * The app can run a demo sandbox and none exists: the faces offer [`Request::AddDemo`].
+ */
+demoAvailable: boolean, };

@@ -1,5 +1,5 @@
 // The app's own settings; each change is saved at once.
-import { html } from "lit-html";
+import { html, nothing } from "lit-html";
 import { live } from "lit-html/directives/live.js";
 import type { IdeChoice } from "../bindings/IdeChoice";
 import type { Preferences } from "../bindings/Preferences";
@@ -8,7 +8,7 @@ import { act, pending, place, state } from "../state";
 import { feedbackLine } from "./feedback";
 import { showSandbox } from "./navigation";
 
-export function preferencesView(saved: Preferences) {
+export function preferencesView(saved: Preferences, demoAvailable: boolean) {
   // While a change is in flight, show it rather than the old value.
   const prefs = pending(place.prefs, "setPreferences")?.preferences ?? saved;
   const busy = state.busy.has(place.prefs);
@@ -65,6 +65,23 @@ export function preferencesView(saved: Preferences) {
         @change=${(e: Event) => save({ notifications: (e.target as HTMLInputElement).checked })}
       />
     </div>
+    ${demoAvailable
+      ? html`<div class="pref-row">
+          <div>
+            <span class="label">Demo sandbox</span>
+            <p class="muted small">A sandbox on this computer, to try everything without a server.</p>
+          </div>
+          <button
+            type="button"
+            class="btn"
+            data-testid="add-demo"
+            ?disabled=${state.busy.has(place.prefs)}
+            @click=${() => act(place.prefs, { kind: "addDemo" })}
+          >
+            Add the demo
+          </button>
+        </div>`
+      : nothing}
     ${feedbackLine(place.prefs, "prefs")}
     <div class="form-actions">
       <button type="button" class="btn" data-testid="close-preferences" @click=${() => showSandbox()}>Done</button>
