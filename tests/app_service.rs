@@ -576,3 +576,25 @@ async fn a_removed_demo_can_be_brought_back() {
     );
     app.shutdown().await;
 }
+
+/// While a forward of a sandbox that is not set up for ssh is on, the sandbox shows
+/// "Forwarding", not "Not connected" (which read as "nothing works" while traffic flowed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_with_a_live_forward_is_not_shown_as_not_connected() {
+    let home = Home::new();
+    let app = service(&home, Arc::new(Recorder::default()));
+    app.run().await;
+    let reply = call(&app, Request::Snapshot).await;
+    let demo = sandbox(&reply, "demo");
+    assert_eq!(demo.status.health, Health::NotConnected, "{}", demo.status.detail);
+    let remote_port = demo.forwards[0].spec.remote_port;
+
+    let reply = call(&app, Request::SetForward { name: "demo".into(), remote_port, on: true }).await;
+    let demo = sandbox(&reply, "demo");
+    assert_eq!(demo.status.health, Health::Forwarding, "{}", demo.status.detail);
+    assert!(demo.status.detail.contains("Connect to set up `ssh demo`"), "{}", demo.status.detail);
+
+    let reply = call(&app, Request::SetForward { name: "demo".into(), remote_port, on: false }).await;
+    assert_eq!(sandbox(&reply, "demo").status.health, Health::NotConnected);
+    app.shutdown().await;
+}

@@ -7,6 +7,7 @@ import type { IdeChoice } from "./bindings/IdeChoice";
 export const HEALTH_LABEL: Record<Health, string> = {
   ready: "Ready",
   notConnected: "Not connected",
+  forwarding: "Forwarding",
   podRestarted: "Pod restarted — reconnect",
   needsSignIn: "Needs sign-in",
   unreachable: "Unreachable",
@@ -17,6 +18,7 @@ export const HEALTH_LABEL: Record<Health, string> = {
 export const HEALTH_TONE: Record<Health, "ok" | "idle" | "warn" | "bad"> = {
   ready: "ok",
   notConnected: "idle",
+  forwarding: "ok",
   podRestarted: "warn",
   needsSignIn: "warn",
   unreachable: "bad",

@@ -116,3 +116,12 @@ test("a removed demo sandbox can be added again from Preferences", async ({ page
   await expect(page.getByTestId("preferences")).toBeVisible();
   await expect(page.getByTestId("add-demo")).toHaveCount(0);
 });
+
+test("a sandbox forwarding ports without ssh shows Forwarding in the good colour", async ({ page }) => {
+  const status = { ...sandbox("dev").status, health: "forwarding" as const, detail: "Forwarding 1 port; Connect to set up `ssh dev` as well." };
+  await openApp(page, { sandboxes: [sandbox("dev", { status })] });
+  const badge = page.getByTestId("sandbox-status-dev");
+  await expect(badge).toHaveText("Forwarding");
+  await expect(badge).toHaveClass(/tone-ok/);
+  await expect(page.getByTestId("detail-status")).toHaveText("Forwarding 1 port; Connect to set up ssh dev as well.");
+});

@@ -166,6 +166,9 @@ pub enum Health {
     PodRestarted,
     /// Reachable, not connected yet (no key or Host block).
     NotConnected,
+    /// Not connected for ssh, but forwards of it are on (they need no key): not "Not
+    /// connected", which read as "nothing works" while traffic flowed.
+    Forwarding,
     /// Reachable and `ssh NAME` is set up.
     Ready,
 }

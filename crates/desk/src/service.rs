@@ -208,11 +208,12 @@ impl Service {
                             state.stopped_by.get(&(name.clone(), spec.remote_port)),
                         )
                     })
-                    .collect();
+                    .collect::<Vec<_>>();
+                let probed = state.statuses.get(&name).cloned().unwrap_or_else(unknown_status);
                 Some(SandboxView {
                     settings: views::settings_view(&name, &profile),
                     demo: state.settings.demo.as_deref() == Some(name.as_str()),
-                    status: state.statuses.get(&name).cloned().unwrap_or_else(unknown_status),
+                    status: views::status_view(probed, &forwards, &name),
                     forwards,
                 })
             })

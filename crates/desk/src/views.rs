@@ -11,7 +11,9 @@ use sandbox_core::oidc::OidcSettings;
 use sandbox_core::profile::Profile;
 use sandbox_core::server::ServerUrl;
 
-use crate::protocol::{AuthSettings, ForwardSpec, ForwardView, IdeChoice, SandboxSettings};
+use crate::protocol::{
+    AuthSettings, ForwardSpec, ForwardView, Health, IdeChoice, SandboxSettings, SandboxStatus,
+};
 
 /// The settings a face may see.
 pub fn settings_view(name: &SandboxName, profile: &Profile) -> SandboxSettings {
@@ -164,6 +166,21 @@ pub fn forward_view(
     }
 }
 
+/// The status a face shows: a sandbox that is reachable but not set up for ssh while some of
+/// its forwards are on is `Forwarding`, not `NotConnected`.
+pub fn status_view(probed: SandboxStatus, forwards: &[ForwardView], name: &SandboxName) -> SandboxStatus {
+    let on = forwards.iter().filter(|f| f.on).count();
+    if probed.health != Health::NotConnected || on == 0 {
+        return probed;
+    }
+    let ports = if on == 1 { "1 port" } else { "ports" };
+    SandboxStatus {
+        health: Health::Forwarding,
+        detail: format!("Forwarding {ports}; Connect to set up `ssh {name}` as well."),
+        ..probed
+    }
+}
+
 /// The core's IDE for a protocol choice.
 pub fn ide(choice: IdeChoice) -> Ide {
     match choice {
@@ -191,6 +208,30 @@ mod tests {
 
     fn cookie(value: &str) -> AuthSettings {
         AuthSettings::Cookie { name: "sid".into(), value: value.into() }
+    }
+
+    #[test]
+    fn a_sandbox_whose_forwards_carry_traffic_is_not_shown_as_not_connected() {
+        let name = SandboxName::new("box").unwrap();
+        let probed = SandboxStatus {
+            health: Health::NotConnected,
+            detail: "Reachable. Connect to register a key.".into(),
+            key_registered: false,
+            signed_in: None,
+            checked_at: Some(1),
+        };
+        let spec =
+            PortForward { remote_port: 5173, local_port: 5173, label: String::new(), auto_start: false };
+        let off = forward_view(&spec, None, None);
+        assert_eq!(status_view(probed.clone(), std::slice::from_ref(&off), &name), probed);
+        let on = ForwardView { on: true, active: 2, ..off };
+        let shown = status_view(probed.clone(), std::slice::from_ref(&on), &name);
+        assert_eq!(shown.health, Health::Forwarding);
+        assert_eq!(shown.detail, "Forwarding 1 port; Connect to set up `ssh box` as well.");
+        assert_eq!(shown.checked_at, Some(1));
+        // Any other health stays as probed: an unreachable server is not hidden by a forward.
+        let down = SandboxStatus { health: Health::Unreachable, ..probed };
+        assert_eq!(status_view(down.clone(), &[on], &name), down);
     }
 
     #[test]

@@ -179,13 +179,14 @@ fn health_word(h: Health) -> &'static str {
         Health::NeedsSignIn => "Needs sign-in",
         Health::PodRestarted => "Pod restarted",
         Health::NotConnected => "Not connected",
+        Health::Forwarding => "Forwarding",
         Health::Ready => "Ready",
     }
 }
 
 fn health_dot(h: Health) -> &'static str {
     match h {
-        Health::Ready => "●",
+        Health::Ready | Health::Forwarding => "●",
         Health::NotConnected | Health::Unknown => "○",
         Health::Unreachable | Health::NeedsSignIn | Health::PodRestarted => "▲",
     }
