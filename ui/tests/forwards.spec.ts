@@ -86,3 +86,41 @@ test("add a forward from a preset chip; toggle auto-start; remove it", async ({ 
   ]);
   expect(await requests(page, "removeForward")).toEqual([{ kind: "removeForward", name: "dev", remotePort: 5678 }]);
 });
+
+// The app's default size, the size people shrink it to, and its minimum (src-tauri/src/lib.rs).
+for (const [width, height] of [
+  [960, 680],
+  [800, 600],
+  [720, 520],
+]) {
+  test(`every forward's label and mapping are readable at ${width}×${height}`, async ({ page }) => {
+    await page.setViewportSize({ width, height });
+    await openApp(page, {
+      sandboxes: [
+        sandbox("a-sandbox-with-a-long-name", {
+          forwards: [
+            forward(5173, { label: "vite dev server for the storefront", localPort: 15173 }),
+            forward(65535, { label: "debugpy", localPort: 65534 }),
+          ],
+        }),
+      ],
+    });
+    await page.getByTestId("forward-toggle-65535").click();
+    await expect(page.getByTestId("forward-address-65535")).toHaveText("localhost:65534 → :65535");
+    for (const port of [5173, 65535]) {
+      const row = page.getByTestId(`forward-row-${port}`);
+      const rowBox = (await row.boundingBox())!;
+      for (const part of [row.getByTestId(`forward-address-${port}`), row.locator(".service-label")]) {
+        // Not cut: nothing overflows its box, and the box stays inside the row.
+        const cut = await part.evaluate((el) => el.scrollWidth > el.clientWidth + 1);
+        expect(cut, `${await part.textContent()} is cut`).toBe(false);
+        const box = (await part.boundingBox())!;
+        expect(box.x + box.width).toBeLessThanOrEqual(rowBox.x + rowBox.width + 1);
+      }
+      // The mapping's two ends never split inside.
+      for (const end of await row.locator(".address > span").all()) {
+        expect((await end.boundingBox())!.height).toBeLessThan(24);
+      }
+    }
+  });
+}

@@ -56,7 +56,7 @@ function row(name: string, forward: ForwardView) {
       <div class="service">
         <span class="service-label">${spec.label || html`<span class="muted">Port ${port}</span>`}</span>
         <span class="address mono" data-testid="forward-address-${port}"
-          >localhost:${localPortText(forward)} → :${port}</span
+          ><span>localhost:${localPortText(forward)}</span> <span>→ :${port}</span></span
         >
       </div>
       <div class="stats">
