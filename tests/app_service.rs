@@ -223,6 +223,16 @@ async fn a_forward_toggle_carries_bytes_and_errors_land_on_the_row() {
     let vite = rows.iter().find(|f| f.spec.remote_port == 5173).unwrap();
     assert!(!vite.on && vite.last_error.as_deref() == Some(err.message.as_str()));
     assert!(rows.iter().filter(|f| f.spec.remote_port != 5173).all(|f| f.last_error.is_none()));
+    // The window's words, not the CLI's flag, and a free port to take instead, which works.
+    assert!(!err.message.contains("--local-port"), "{}", err.message);
+    let free = vite.suggested_port.expect("a free port is offered");
+    assert!(free != busy_port && err.message.contains(&format!("use {free} instead")), "{}", err.message);
+    let spec = ForwardSpec { local_port: free, ..vite.spec.clone() };
+    call(&app, Request::SaveForward { name: "demo".into(), forward: spec }).await;
+    let reply = call(&app, Request::SetForward { name: "demo".into(), remote_port: 5173, on: true }).await;
+    let vite = sandbox(&reply, "demo").forwards.iter().find(|f| f.spec.remote_port == 5173).unwrap().clone();
+    assert!(vite.on && vite.bound_port == Some(free) && vite.suggested_port.is_none(), "{vite:?}");
+    call(&app, Request::SetForward { name: "demo".into(), remote_port: 5173, on: false }).await;
     app.shutdown().await;
 }
 

@@ -142,7 +142,13 @@ export class FakeCore {
       case "setForward": {
         const f = this.forward(request.name, request.remotePort);
         if (request.on) {
-          Object.assign(f, { on: true, boundPort: f.spec.localPort || this.nextPort++, active: 0, lastError: null });
+          Object.assign(f, {
+            on: true,
+            boundPort: f.spec.localPort || this.nextPort++,
+            active: 0,
+            lastError: null,
+            suggestedPort: null,
+          });
         } else {
           Object.assign(f, { on: false, boundPort: null, active: 0 });
         }
@@ -202,5 +208,15 @@ export class FakeCore {
 }
 
 export function offForward(spec: ForwardView["spec"]): ForwardView {
-  return { spec, on: false, boundPort: null, active: 0, total: 0, bytesSent: 0, bytesReceived: 0, lastError: null };
+  return {
+    spec,
+    on: false,
+    boundPort: null,
+    active: 0,
+    total: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    lastError: null,
+    suggestedPort: null,
+  };
 }

@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { forward, openApp, requests, sandbox } from "./support";
+import { actions, forward, openApp, requests, sandbox } from "./support";
 
 const seed = {
   sandboxes: [
@@ -124,3 +124,41 @@ for (const [width, height] of [
     }
   });
 }
+
+test("a taken local port comes with a free one to use, in one click", async ({ page }) => {
+  const taken = {
+    ...forward(5173, { label: "vite" }),
+    lastError: "local port 5173 is already in use by another program; use 49321 instead, or stop that program",
+    suggestedPort: 49321,
+  };
+  await openApp(page, { sandboxes: [sandbox("dev", { forwards: [taken] })] });
+  const row = page.getByTestId("forward-row-5173");
+  await expect(row.getByTestId("forward-error-5173")).toContainText("use 49321 instead");
+  await row.getByTestId("forward-use-port-5173").click();
+  await expect(row.getByTestId("forward-address-5173")).toHaveText("localhost:49321 → :5173");
+  await expect(row.getByTestId("forward-toggle-5173")).toBeChecked();
+  await expect(row.getByTestId("forward-use-port-5173")).toHaveCount(0);
+  expect(await actions(page)).toEqual([
+    { kind: "saveForward", name: "dev", forward: { remotePort: 5173, localPort: 49321, label: "vite", autoStart: false } },
+    { kind: "setForward", name: "dev", remotePort: 5173, on: true },
+  ]);
+});
+
+test("a forward's local port and label are edited in place", async ({ page }) => {
+  await openApp(page, { sandboxes: [sandbox("dev", { forwards: [forward(8888, { label: "Jupyter" })] })] });
+  await page.getByTestId("forward-edit-8888").click();
+  const form = page.getByTestId("forward-form");
+  await expect(form.getByTestId("forward-form-title")).toHaveText("Edit forward :8888");
+  await expect(form.getByTestId("forward-local")).toBeFocused();
+  await expect(form.getByTestId("forward-label")).toHaveValue("Jupyter");
+  await form.getByTestId("forward-local").fill("18888");
+  await form.getByTestId("forward-label").fill("notebook");
+  await form.getByRole("button", { name: "Save" }).click();
+  const row = page.getByTestId("forward-row-8888");
+  await expect(row.getByTestId("forward-address-8888")).toHaveText("localhost:18888 → :8888");
+  await expect(row).toContainText("notebook");
+  await expect(form.getByTestId("forward-form-title")).toHaveText("Add forward");
+  expect(await requests(page, "saveForward")).toEqual([
+    { kind: "saveForward", name: "dev", forward: { remotePort: 8888, localPort: 18888, label: "notebook", autoStart: false } },
+  ]);
+});

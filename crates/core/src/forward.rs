@@ -108,6 +108,16 @@ pub async fn bind_local(port: u16) -> Result<TcpListener, ForwardError> {
 /// backlog, so a runaway client (or a forward that reaches itself) cannot exhaust the process.
 pub const MAX_CONNECTIONS: usize = 256;
 
+/// A port on 127.0.0.1 that is free right now (the system's pick), to offer when the one a
+/// forward asked for is taken. Only a suggestion: another program may take it before we do.
+pub fn free_local_port() -> Option<u16> {
+    std::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .ok()?
+        .local_addr()
+        .ok()
+        .map(|a| a.port())
+}
+
 /// Refuses a forward whose target is its own listener: a sandbox served from this machine (its
 /// server on loopback, like the app's demo) dials `127.0.0.1:remote_port` here, so a local port
 /// equal to the remote one would accept its own tunnels, one connection opening the next.

@@ -202,6 +202,8 @@ pub struct ForwardView {
     pub bytes_received: u64,
     /// Why it stopped or why its last connection failed.
     pub last_error: Option<String>,
+    /// It stopped because its local port is taken: a free port to use instead.
+    pub suggested_port: Option<u16>,
 }
 
 /// Where a sandbox can be opened.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use sandbox_core::forward::ForwardError;
 use sandbox_core::forwards::{ForwardStatus, Forwards, PortForward};
 use sandbox_core::ide::{self, Os};
 use sandbox_core::name::SandboxName;
@@ -69,7 +70,7 @@ struct State {
     settings: AppSettings,
     statuses: BTreeMap<SandboxName, SandboxStatus>,
     /// Why a forward is off although the user wanted it on.
-    stopped_by: BTreeMap<(SandboxName, u16), String>,
+    stopped_by: BTreeMap<(SandboxName, u16), views::Stopped>,
     /// Live numbers seen at the last watch tick.
     last_live: Vec<ForwardStatus>,
     log: VecDeque<LogEntry>,
@@ -481,8 +482,8 @@ impl Service {
     async fn start_forward(&self, name: &SandboxName, spec: &PortForward) -> Result<u16, ActionError> {
         let key = (name.clone(), spec.remote_port);
         let result = match self.inner.install.client(name).await {
-            Ok(api) => self.inner.forwards.start(name, api, spec).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(api) => self.inner.forwards.start(name, api, spec).await.map_err(stopped),
+            Err(e) => Err(views::Stopped { message: e.to_string(), suggested_port: None }),
         };
         match result {
             Ok(local) => {
@@ -494,8 +495,9 @@ impl Service {
                 );
                 Ok(local)
             }
-            Err(message) => {
-                self.lock().stopped_by.insert(key, message.clone());
+            Err(stop) => {
+                let message = stop.message.clone();
+                self.lock().stopped_by.insert(key, stop);
                 self.log(LogLevel::Error, Some(name), format!("{}: {message}", describe(spec)));
                 Err(message.into())
             }
@@ -777,6 +779,22 @@ fn parse_name(name: &str) -> Result<SandboxName, ActionError> {
 
 fn fail(e: impl std::fmt::Display) -> ActionError {
     ActionError::from(e.to_string())
+}
+
+/// A forward that could not start, in the window's words: a taken local port comes with a free
+/// one to use instead (the core's message names the CLI's flag).
+fn stopped(e: ForwardError) -> views::Stopped {
+    match e {
+        ForwardError::PortInUse { port } => {
+            let suggested_port = sandbox_core::forward::free_local_port();
+            let message = match suggested_port {
+                Some(free) => format!("local port {port} is already in use by another program; use {free} instead, or stop that program"),
+                None => format!("local port {port} is already in use by another program; choose another local port, or stop that program"),
+            };
+            views::Stopped { message, suggested_port }
+        }
+        e => views::Stopped { message: e.to_string(), suggested_port: None },
+    }
 }
 
 fn describe(spec: &PortForward) -> String {

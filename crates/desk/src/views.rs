@@ -149,10 +149,17 @@ pub fn spec_from(f: &ForwardSpec) -> PortForward {
 }
 
 /// A configured forward with its live numbers, if running, or the error that stopped it.
+/// Why a forward is off after it failed to start, and (local port taken) a free one to offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    pub message: String,
+    pub suggested_port: Option<u16>,
+}
+
 pub fn forward_view(
     spec: &PortForward,
     live: Option<&ForwardStatus>,
-    stopped_by: Option<&String>,
+    stopped_by: Option<&Stopped>,
 ) -> ForwardView {
     ForwardView {
         spec: spec_view(spec),
@@ -162,7 +169,8 @@ pub fn forward_view(
         total: live.map_or(0, |l| l.total),
         bytes_sent: live.map_or(0, |l| l.bytes_sent),
         bytes_received: live.map_or(0, |l| l.bytes_received),
-        last_error: live.and_then(|l| l.last_error.clone()).or_else(|| stopped_by.cloned()),
+        last_error: live.and_then(|l| l.last_error.clone()).or_else(|| stopped_by.map(|s| s.message.clone())),
+        suggested_port: if live.is_some() { None } else { stopped_by.and_then(|s| s.suggested_port) },
     }
 }
 

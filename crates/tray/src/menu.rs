@@ -212,6 +212,7 @@ mod tests {
             bytes_sent: 0,
             bytes_received: 0,
             last_error: error.map(str::to_owned),
+            suggested_port: None,
         }
     }
 

@@ -16,4 +16,8 @@ boundPort: number | null, active: number, total: number, bytesSent: number, byte
 /**
  * Why it stopped or why its last connection failed.
  */
-lastError: string | null, };
+lastError: string | null, 
+/**
+ * It stopped because its local port is taken: a free port to use instead.
+ */
+suggestedPort: number | null, };

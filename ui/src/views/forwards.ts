@@ -1,6 +1,7 @@
 // A sandbox's port forwards: one row each with its switch and live numbers, then "Add forward".
 import { html, nothing } from "lit-html";
 import { live } from "lit-html/directives/live.js";
+import type { ForwardSpec } from "../bindings/ForwardSpec";
 import type { ForwardView } from "../bindings/ForwardView";
 import type { SandboxView } from "../bindings/SandboxView";
 import { humanBytes, localPortText } from "../format";
@@ -87,6 +88,16 @@ function row(name: string, forward: ForwardView) {
         </label>
         <button
           type="button"
+          class="link-btn"
+          data-testid="forward-edit-${port}"
+          aria-label="Edit forward ${what} (pod port ${port})"
+          ?disabled=${busy}
+          @click=${() => editForward(name, spec)}
+        >
+          Edit
+        </button>
+        <button
+          type="button"
           class="link-btn danger"
           data-testid="forward-remove-${port}"
           aria-label="Remove forward ${what} (pod port ${port})"
@@ -100,12 +111,44 @@ function row(name: string, forward: ForwardView) {
     ${errors.length
       ? html`<div class="forward-error" role="alert" data-testid="forward-error-${port}">
           ${errors.map((e) => html`<p>${prose(e)}</p>`)}
+          ${forward.suggestedPort !== null && !forward.on
+            ? html`<button
+                type="button"
+                class="btn small"
+                data-testid="forward-use-port-${port}"
+                ?disabled=${busy}
+                @click=${() => useLocalPort(name, spec, forward.suggestedPort as number)}
+              >
+                Use port ${forward.suggestedPort}
+              </button>`
+            : nothing}
         </div>`
       : nothing}
     ${action?.tone === "notice"
       ? html`<p class="forward-notice" role="status" data-testid="forward-notice-${port}">${prose(action.text)}</p>`
       : nothing}
   </li>`;
+}
+
+/** Takes the free port the core offered for a taken one, and starts the forward there. */
+async function useLocalPort(name: string, spec: ForwardSpec, localPort: number) {
+  const at = place.forward(name, spec.remotePort);
+  if (await act(at, { kind: "saveForward", name, forward: { ...spec, localPort } })) {
+    await act(at, { kind: "setForward", name, remotePort: spec.remotePort, on: true });
+  }
+}
+
+/** Loads a forward into the form below, where its local port, label and auto-start change. */
+function editForward(name: string, spec: ForwardSpec) {
+  state.forwardDrafts.set(name, {
+    remotePort: String(spec.remotePort),
+    localPort: spec.localPort === spec.remotePort ? "" : String(spec.localPort),
+    label: spec.label,
+    autoStart: spec.autoStart,
+    errors: {},
+  });
+  changed();
+  afterNextDraw(() => document.getElementById("fw-local")?.focus());
 }
 
 function addForm(sandbox: SandboxView) {
@@ -119,6 +162,8 @@ function addForm(sandbox: SandboxView) {
   const d: ForwardDraft = draft;
   const saving = state.busy.has(at);
   const configured = new Set(sandbox.forwards.map((f) => f.spec.remotePort));
+  // Saving a pod port that has a forward replaces that forward: the form edits it.
+  const editing = configured.has(Number(d.remotePort.trim()));
   const presets = PRESETS.filter((p) => !configured.has(p.port));
   const edit = (patch: Partial<ForwardDraft>) => {
     Object.assign(d, patch);
@@ -141,7 +186,7 @@ function addForm(sandbox: SandboxView) {
   };
 
   return html`<form class="add-forward" data-testid="forward-form" novalidate @submit=${submit}>
-    <h3 class="add-title">Add forward</h3>
+    <h3 class="add-title" data-testid="forward-form-title">${editing ? `Edit forward :${d.remotePort}` : "Add forward"}</h3>
     ${presets.length
       ? html`<div class="chips" role="group" aria-label="Common ports">
           ${presets.map(
@@ -204,7 +249,7 @@ function addForm(sandbox: SandboxView) {
         Auto-start
       </label>
       <button type="submit" class="btn" data-testid="forward-add" ?disabled=${saving}>
-        ${saving ? "Adding…" : "Add"}
+        ${saving ? (editing ? "Saving…" : "Adding…") : editing ? "Save" : "Add"}
       </button>
     </div>
     ${d.errors.remotePort
