@@ -608,3 +608,28 @@ async fn a_sandbox_with_a_live_forward_is_not_shown_as_not_connected() {
     assert_eq!(sandbox(&reply, "demo").status.health, Health::NotConnected);
     app.shutdown().await;
 }
+
+/// The tray's "Stop all forwards": every running forward goes off and its port closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_all_forwards_turns_every_forward_off() {
+    let home = Home::new();
+    let app = service(&home, Arc::new(Recorder::default()));
+    app.run().await;
+    let remote_port = sandbox(&call(&app, Request::Snapshot).await, "demo").forwards[0].spec.remote_port;
+    let spec = ForwardSpec { remote_port: 40_999, local_port: 0, label: String::new(), auto_start: false };
+    call(&app, Request::SaveForward { name: "demo".into(), forward: spec }).await;
+    let mut bound = Vec::new();
+    for port in [remote_port, 40_999] {
+        let reply =
+            call(&app, Request::SetForward { name: "demo".into(), remote_port: port, on: true }).await;
+        let f = sandbox(&reply, "demo").forwards.iter().find(|f| f.spec.remote_port == port).unwrap().clone();
+        bound.push(f.bound_port.expect("bound"));
+    }
+    let reply = app.handle(Request::StopAllForwards).await.unwrap();
+    assert_eq!(reply.notice.as_deref(), Some("Stopped 2 forwards."));
+    assert!(sandbox(&reply, "demo").forwards.iter().all(|f| !f.on));
+    for port in bound {
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "port {port} still open");
+    }
+    app.shutdown().await;
+}

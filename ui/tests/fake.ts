@@ -160,6 +160,17 @@ export class FakeCore {
         this.state.preferences = request.preferences;
         this.changed(null, "Preferences saved");
         return "Preferences saved";
+      case "stopAllForwards": {
+        let stopped = 0;
+        for (const s of this.state.sandboxes) {
+          for (const f of s.forwards.filter((f) => f.on)) {
+            Object.assign(f, { on: false, boundPort: null, active: 0 });
+            stopped += 1;
+          }
+        }
+        this.changed(null, `Stopped all forwards (${stopped})`);
+        return `Stopped ${stopped} forwards.`;
+      }
       case "addDemo": {
         this.state.sandboxes.push({
           settings: { name: "demo", server: "http://127.0.0.1:40000", auth: { mode: "bearerFile", path: "/demo/token" }, remoteFolder: "/demo/workspace", allowInsecureHttp: false },

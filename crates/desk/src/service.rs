@@ -173,6 +173,7 @@ impl Service {
             }
             Request::SetPreferences { preferences } => Some(self.set_preferences(preferences)?),
             Request::AddDemo => Some(self.add_demo().await?),
+            Request::StopAllForwards => Some(self.stop_all_forwards().await),
             Request::ListeningPorts { name } => {
                 let inner = &self.inner;
                 let (ports, notice) =
@@ -501,6 +502,19 @@ impl Service {
                 self.log(LogLevel::Error, Some(name), format!("{}: {message}", describe(spec)));
                 Err(message.into())
             }
+        }
+    }
+
+    async fn stop_all_forwards(&self) -> String {
+        let running = self.inner.forwards.status().len();
+        self.inner.forwards.stop_all(None).await;
+        self.lock().stopped_by.clear();
+        self.bump();
+        self.log(LogLevel::Info, None, format!("Stopped all forwards ({running})"));
+        match running {
+            0 => "No forward was on.".into(),
+            1 => "Stopped 1 forward.".into(),
+            n => format!("Stopped {n} forwards."),
         }
     }
 

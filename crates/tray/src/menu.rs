@@ -72,6 +72,12 @@ pub fn menu(snapshot: &Snapshot) -> Vec<Entry> {
     if entries.is_empty() {
         entries.push(Entry::Item { label: "No sandboxes yet".into(), action: None });
     }
+    if snapshot.sandboxes.iter().any(|s| s.forwards.iter().any(|f| f.on)) {
+        entries.push(Entry::Item {
+            label: "Stop all forwards".into(),
+            action: Some(Action::Request(Request::StopAllForwards)),
+        });
+    }
     if snapshot.demo_available {
         entries.push(Entry::Item {
             label: "Add the demo sandbox".into(),
@@ -164,12 +170,37 @@ pub fn forward_label(f: &ForwardView) -> String {
     };
     let label = if f.spec.label.is_empty() { String::new() } else { format!(" {}", f.spec.label) };
     let state = match (f.on, &f.last_error) {
-        (true, _) if f.active == 1 => " — live, 1 connection".to_owned(),
-        (true, _) => format!(" — live, {} connections", f.active),
+        (true, _) if f.active == 1 => format!(" — live, 1 connection{}", traffic(f)),
+        (true, _) => format!(" — live, {} connections{}", f.active, traffic(f)),
         (false, Some(_)) => " — failed".to_owned(),
         (false, None) => String::new(),
     };
     format!("{local} → :{}{label}{state}", f.spec.remote_port)
+}
+
+/// `, ↑ 1.2 KiB ↓ 3.3 MiB` once a forward has carried anything.
+fn traffic(f: &ForwardView) -> String {
+    if f.bytes_sent == 0 && f.bytes_received == 0 {
+        return String::new();
+    }
+    format!(", ↑ {} ↓ {}", human_bytes(f.bytes_sent), human_bytes(f.bytes_received))
+}
+
+/// Bytes for a menu label, as the window writes them (`ui/src/format.ts`): `999 B`, `1.2 KiB`,
+/// `977 KiB`, `5.2 GiB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{n} B"),
+        _ if value < 10.0 => format!("{value:.1} {}", UNITS[unit]),
+        _ => format!("{} {}", value.round(), UNITS[unit]),
+    }
 }
 
 fn health_word(h: Health) -> &'static str {
@@ -324,6 +355,28 @@ mod tests {
             panic!("{menu:?}")
         };
         assert!(preferences.start_at_login);
+    }
+
+    #[test]
+    fn live_forwards_show_their_bytes_and_can_all_be_stopped_at_once() {
+        let stop = Entry::Item {
+            label: "Stop all forwards".into(),
+            action: Some(Action::Request(Request::StopAllForwards)),
+        };
+        let idle = snapshot(Health::Ready, None, vec![forward(5173, false, None)]);
+        assert!(!menu(&idle).contains(&stop));
+        let mut live = forward(5173, true, None);
+        assert_eq!(forward_label(&live), "localhost:5173 → :5173 vite — live, 2 connections");
+        live.bytes_sent = 1_234;
+        live.bytes_received = 3_456_789;
+        assert_eq!(
+            forward_label(&live),
+            "localhost:5173 → :5173 vite — live, 2 connections, ↑ 1.2 KiB ↓ 3.3 MiB"
+        );
+        assert!(menu(&snapshot(Health::Ready, None, vec![live])).contains(&stop));
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(999_999), "977 KiB");
+        assert_eq!(human_bytes(5_600_000_000), "5.2 GiB");
     }
 
     #[test]
