@@ -1,6 +1,7 @@
 // Entry point: draw the window from the state, then keep the state live.
 import "./styles.css";
 import { render } from "lit-html";
+import { installShortcuts } from "./keys";
 import { startPolling } from "./poll";
 import { changed, setDraw } from "./state";
 import { app } from "./views/app";
@@ -12,3 +13,4 @@ if (!root) throw new Error("index.html lacks #app");
 setDraw(() => keepLogPinned(() => render(app(), root)));
 changed(); // "Loading…" until the first snapshot arrives
 startPolling();
+installShortcuts();

@@ -22,6 +22,8 @@ test("the production build runs under a strict CSP", async ({ page }) => {
             preferences: { defaultIde: "vsCode", startAtLogin: false, notifications: true },
             log: [],
             generation: 1,
+            demoAvailable: false,
+            version: "0.1.0",
           },
           notice: null,
         };

@@ -47,6 +47,7 @@ export class FakeCore {
       log: structuredClone(seed.log ?? []),
       generation: 1,
       demoAvailable: seed.demoAvailable ?? false,
+      version: "0.1.0",
     };
     for (const [kind, message] of Object.entries(seed.failures ?? {})) this.failures.set(kind, message);
   }

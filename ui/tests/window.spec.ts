@@ -125,3 +125,27 @@ test("a sandbox forwarding ports without ssh shows Forwarding in the good colour
   await expect(badge).toHaveClass(/tone-ok/);
   await expect(page.getByTestId("detail-status")).toHaveText("Forwarding 1 port; Connect to set up ssh dev as well.");
 });
+
+test("keyboard: Ctrl+N adds, Ctrl+, opens Preferences (with the version), Ctrl+F filters the list", async ({ page }) => {
+  await openApp(page, { sandboxes: [sandbox("alpha"), sandbox("beta"), sandbox("gamma")] });
+  await expect(page.getByTestId("detail-name")).toHaveText("alpha");
+
+  await page.keyboard.press("Control+n");
+  await expect(page.getByTestId("sandbox-form")).toBeVisible();
+  await page.keyboard.press("Control+,");
+  await expect(page.getByTestId("preferences")).toBeVisible();
+  await expect(page.getByTestId("about")).toContainText("Sandbox Forward 0.1.0");
+
+  await expect(page.getByTestId("sandbox-filter")).toHaveCount(0);
+  await page.keyboard.press("Control+f");
+  await expect(page.getByTestId("sandbox-filter")).toBeFocused();
+  await page.keyboard.type("et");
+  await expect(page.getByTestId("sandbox-item-beta")).toBeVisible();
+  await expect(page.getByTestId("sandbox-item-alpha")).toHaveCount(0);
+  await expect(page.getByTestId("sandbox-item-gamma")).toHaveCount(0);
+  await page.keyboard.type("x");
+  await expect(page.getByTestId("filter-empty")).toHaveText("No sandbox matches.");
+  await page.keyboard.press("Escape");
+  await expect(page.getByTestId("sandbox-filter")).toHaveCount(0);
+  await expect(page.getByTestId("sandbox-item-alpha")).toBeVisible();
+});

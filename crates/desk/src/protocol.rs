@@ -93,6 +93,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// The app can run a demo sandbox and none exists: the faces offer [`Request::AddDemo`].
     pub demo_available: bool,
+    /// This build's version, for the About panel.
+    pub version: String,
 }
 
 /// One sandbox as the user sees it.

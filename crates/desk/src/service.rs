@@ -226,6 +226,7 @@ impl Service {
             log: state.log.iter().cloned().collect(),
             generation: state.generation,
             demo_available: self.inner.agent_binary.is_some() && state.settings.demo.is_none(),
+            version: env!("CARGO_PKG_VERSION").into(),
         }
     }
 

@@ -271,6 +271,7 @@ mod tests {
             log: vec![],
             generation: 1,
             demo_available: false,
+            version: "0.1.0".into(),
         }
     }
 

@@ -18,4 +18,8 @@ generation: number,
 /**
  * The app can run a demo sandbox and none exists: the faces offer [`Request::AddDemo`].
  */
-demoAvailable: boolean, };
+demoAvailable: boolean, 
+/**
+ * This build's version, for the About panel.
+ */
+version: string, };

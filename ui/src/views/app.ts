@@ -34,7 +34,7 @@ function content() {
     case "form":
       return sandboxFormView(state.view.form);
     case "prefs":
-      return preferencesView(snapshot.preferences, snapshot.demoAvailable);
+      return preferencesView(snapshot.preferences, snapshot.demoAvailable, snapshot.version);
     case "sandbox": {
       const sandbox = selectedSandbox();
       return sandbox ? detailView(sandbox, snapshot.preferences) : emptyView();

@@ -8,7 +8,7 @@ import { act, pending, place, state } from "../state";
 import { feedbackLine } from "./feedback";
 import { showSandbox } from "./navigation";
 
-export function preferencesView(saved: Preferences, demoAvailable: boolean) {
+export function preferencesView(saved: Preferences, demoAvailable: boolean, version: string) {
   // While a change is in flight, show it rather than the old value.
   const prefs = pending(place.prefs, "setPreferences")?.preferences ?? saved;
   const busy = state.busy.has(place.prefs);
@@ -82,6 +82,12 @@ export function preferencesView(saved: Preferences, demoAvailable: boolean) {
           </button>
         </div>`
       : nothing}
+    <div class="pref-row about" data-testid="about">
+      <div>
+        <span class="label">About</span>
+        <p class="muted small">Sandbox Forward ${version}: SSH, IDEs and port forwards for remote sandboxes.</p>
+      </div>
+    </div>
     ${feedbackLine(place.prefs, "prefs")}
     <div class="form-actions">
       <button type="button" class="btn" data-testid="close-preferences" @click=${() => showSandbox()}>Done</button>

@@ -1,20 +1,22 @@
 // The list of sandboxes with their live health, plus the app-wide buttons.
 import { html, nothing } from "lit-html";
 import type { SandboxView } from "../bindings/SandboxView";
-import { act, place, state } from "../state";
+import { act, changed, place, state } from "../state";
 import { healthBadge } from "./badge";
 import { openForm, openPreferences, showSandbox } from "./navigation";
 import { prose } from "./prose";
 
 export function sidebar() {
-  const sandboxes = state.snapshot?.sandboxes ?? [];
+  const all = state.snapshot?.sandboxes ?? [];
+  const needle = state.filter?.trim().toLowerCase() ?? "";
+  const sandboxes = needle ? all.filter((s) => s.settings.name.toLowerCase().includes(needle)) : all;
   const refreshing = state.busy.has(place.refresh);
   return html`<aside class="sidebar">
     <header class="brand">
       <span class="logo" aria-hidden="true"></span>
       <span class="brand-name">Sandbox Forward</span>
     </header>
-    ${sandboxes.length
+    ${all.length
       ? html`<div class="list-head">
           <span>Sandboxes</span>
           <button
@@ -27,6 +29,28 @@ export function sidebar() {
           >
             ${refreshing ? "Checking…" : "Check now"}
           </button>
+        </div>`
+      : nothing}
+    ${state.filter !== null
+      ? html`<div class="list-filter">
+          <input
+            id="sandbox-filter"
+            type="search"
+            placeholder="Filter sandboxes"
+            aria-label="Filter sandboxes"
+            data-testid="sandbox-filter"
+            .value=${state.filter}
+            @input=${(e: Event) => {
+              state.filter = (e.target as HTMLInputElement).value;
+              changed();
+            }}
+            @keydown=${(e: KeyboardEvent) => {
+              if (e.key !== "Escape") return;
+              state.filter = null;
+              changed();
+            }}
+          />
+          ${needle && !sandboxes.length ? html`<p class="muted small" data-testid="filter-empty">No sandbox matches.</p>` : nothing}
         </div>`
       : nothing}
     <nav class="sandbox-list" aria-label="Sandboxes">
