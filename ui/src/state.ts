@@ -29,6 +29,8 @@ export const state = {
   /** "Open in" choice made in this window; null follows the default IDE preference. */
   openIn: remembered.openIn,
   logOpen: false,
+  /** The open activity log's filter (text, sandbox or level). */
+  logFilter: "",
   /** The sandbox list's filter: null while hidden (Ctrl/⌘+F shows it; Escape hides it). */
   filter: null as string | null,
   /** Why polling fails, while it does. */

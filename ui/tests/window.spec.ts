@@ -149,3 +149,24 @@ test("keyboard: Ctrl+N adds, Ctrl+, opens Preferences (with the version), Ctrl+F
   await expect(page.getByTestId("sandbox-filter")).toHaveCount(0);
   await expect(page.getByTestId("sandbox-item-alpha")).toBeVisible();
 });
+
+test("the activity log can be filtered and copied", async ({ page, context }) => {
+  await context.grantPermissions(["clipboard-read", "clipboard-write"]);
+  const log = [
+    { at: 1_767_225_600, level: "info" as const, sandbox: "alpha", message: "Connected" },
+    { at: 1_767_225_601, level: "error" as const, sandbox: "beta", message: "Forward :5173: port in use" },
+    { at: 1_767_225_602, level: "info" as const, sandbox: null, message: "Preferences saved" },
+  ];
+  await openApp(page, { sandboxes: [sandbox("alpha"), sandbox("beta")], log });
+  await page.getByTestId("log-toggle").click();
+  await expect(page.getByTestId("log-entry")).toHaveCount(3);
+  await page.getByTestId("log-filter").fill("beta");
+  await expect(page.getByTestId("log-entry")).toHaveCount(1);
+  await expect(page.getByTestId("log-entry")).toContainText("port in use");
+  await page.getByTestId("log-copy").click();
+  await expect(page.getByTestId("toast")).toHaveText("Copied 1 line of activity");
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  expect(copied).toMatch(/^\d\d:\d\d:\d\d error beta Forward :5173: port in use\n$/);
+  await page.getByTestId("log-filter").fill("nothing like this");
+  await expect(page.getByTestId("log")).toContainText("No line matches.");
+});

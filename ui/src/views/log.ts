@@ -2,7 +2,7 @@
 import { html, nothing } from "lit-html";
 import type { LogEntry } from "../bindings/LogEntry";
 import { clockTime } from "../format";
-import { changed, state } from "../state";
+import { changed, state, toast } from "../state";
 import { prose } from "./prose";
 
 export function logPanel() {
@@ -25,12 +25,48 @@ export function logPanel() {
       <span class="log-title">Activity</span>
       ${!open && last ? html`<span class="log-last level-${last.level}">${prose(last.message)}</span>` : nothing}
     </button>
-    ${open
-      ? html`<ol id="log-list" class="log" data-testid="log" tabindex="0" aria-label="Activity log">
-          ${log.length ? log.map(line) : html`<li class="muted">Nothing yet.</li>`}
-        </ol>`
-      : nothing}
+    ${open ? openLog(log) : nothing}
   </section>`;
+}
+
+/** The open log: a filter (text, sandbox or level) and a copy of what it shows. */
+function openLog(log: LogEntry[]) {
+  const needle = state.logFilter.trim().toLowerCase();
+  const shown = needle ? log.filter((e) => asText(e).toLowerCase().includes(needle)) : log;
+  return html`<div class="log-tools">
+      <input
+        type="search"
+        placeholder="Filter activity"
+        aria-label="Filter activity"
+        data-testid="log-filter"
+        .value=${state.logFilter}
+        @input=${(e: Event) => {
+          state.logFilter = (e.target as HTMLInputElement).value;
+          changed();
+        }}
+      />
+      <button type="button" class="btn small" data-testid="log-copy" ?disabled=${!shown.length} @click=${() => copy(shown)}>
+        Copy
+      </button>
+    </div>
+    <ol id="log-list" class="log" data-testid="log" tabindex="0" aria-label="Activity log">
+      ${shown.length ? shown.map(line) : html`<li class="muted">${needle ? "No line matches." : "Nothing yet."}</li>`}
+    </ol>`;
+}
+
+/** One line as plain text, as copied: `12:01:02 info demo Forwarding …`. */
+function asText(e: LogEntry): string {
+  return `${clockTime(e.at)} ${e.level} ${e.sandbox ?? "app"} ${e.message}`;
+}
+
+async function copy(lines: LogEntry[]) {
+  const text = lines.map(asText).join("\n") + "\n";
+  try {
+    await navigator.clipboard.writeText(text);
+    toast(`Copied ${lines.length === 1 ? "1 line" : `${lines.length} lines`} of activity`);
+  } catch (e) {
+    toast(`Cannot copy: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 function line(entry: LogEntry) {
