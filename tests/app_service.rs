@@ -633,3 +633,22 @@ async fn stop_all_forwards_turns_every_forward_off() {
     }
     app.shutdown().await;
 }
+
+/// A running forward opens in the browser at its local address (and only a running one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_forward_opens_in_the_browser() {
+    let home = Home::new();
+    let desktop = Arc::new(Recorder::default());
+    let app = service(&home, desktop.clone());
+    app.run().await;
+    let remote_port = sandbox(&call(&app, Request::Snapshot).await, "demo").forwards[0].spec.remote_port;
+    let off = app.handle(Request::OpenForward { name: "demo".into(), remote_port }).await.unwrap_err();
+    assert!(off.message.contains("turn it on first"), "{}", off.message);
+    assert!(desktop.urls.lock().unwrap().is_empty());
+
+    let reply = call(&app, Request::SetForward { name: "demo".into(), remote_port, on: true }).await;
+    let bound = sandbox(&reply, "demo").forwards[0].bound_port.unwrap();
+    call(&app, Request::OpenForward { name: "demo".into(), remote_port }).await;
+    assert_eq!(*desktop.urls.lock().unwrap(), [format!("http://localhost:{bound}/")]);
+    app.shutdown().await;
+}

@@ -161,6 +161,11 @@ export class FakeCore {
         this.state.preferences = request.preferences;
         this.changed(null, "Preferences saved");
         return "Preferences saved";
+      case "openForward": {
+        const f = this.forward(request.name, request.remotePort);
+        if (!f.on) refuse(`the forward to :${request.remotePort} is off; turn it on first`);
+        return `Opened http://localhost:${f.boundPort}/`;
+      }
       case "stopAllForwards": {
         let stopped = 0;
         for (const s of this.state.sandboxes) {

@@ -162,3 +162,17 @@ test("a forward's local port and label are edited in place", async ({ page }) =>
     { kind: "saveForward", name: "dev", forward: { remotePort: 8888, localPort: 18888, label: "notebook", autoStart: false } },
   ]);
 });
+
+test("a running forward opens in the browser and copies its URL", async ({ page, context }) => {
+  await context.grantPermissions(["clipboard-read", "clipboard-write"]);
+  await openApp(page, { sandboxes: [sandbox("dev", { forwards: [forward(5173, { label: "vite", localPort: 0 })] })] });
+  const row = page.getByTestId("forward-row-5173");
+  await expect(row.getByTestId("forward-open-5173")).toHaveCount(0);
+  await row.getByTestId("forward-toggle-5173").click();
+  await row.getByTestId("forward-open-5173").click();
+  await expect(row.getByTestId("forward-notice-5173")).toHaveText("Opened http://localhost:49200/");
+  expect(await requests(page, "openForward")).toEqual([{ kind: "openForward", name: "dev", remotePort: 5173 }]);
+  await row.getByTestId("forward-copy-5173").click();
+  await expect(page.getByTestId("toast")).toHaveText("Copied http://localhost:49200/");
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe("http://localhost:49200/");
+});

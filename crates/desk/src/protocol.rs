@@ -36,6 +36,8 @@ pub enum Request {
     SetForward { name: String, remote_port: u16, on: bool },
     /// Settings of the app itself.
     SetPreferences { preferences: Preferences },
+    /// Open a running forward's `http://localhost:PORT` in the browser.
+    OpenForward { name: String, remote_port: u16 },
     /// Turn every running forward of every sandbox off (the tray's "Stop all forwards").
     StopAllForwards,
     /// Run the local demo sandbox again (after the user removed it, or beside other sandboxes).

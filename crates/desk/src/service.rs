@@ -174,6 +174,9 @@ impl Service {
             Request::SetPreferences { preferences } => Some(self.set_preferences(preferences)?),
             Request::AddDemo => Some(self.add_demo().await?),
             Request::StopAllForwards => Some(self.stop_all_forwards().await),
+            Request::OpenForward { name, remote_port } => {
+                Some(self.open_forward(&parse_name(&name)?, remote_port)?)
+            }
             Request::ListeningPorts { name } => {
                 let inner = &self.inner;
                 let (ports, notice) =
@@ -504,6 +507,26 @@ impl Service {
                 Err(message.into())
             }
         }
+    }
+
+    /// Opens a running forward's local address in the browser: only `http://localhost:PORT` of
+    /// a forward this service runs, never a URL a face sends.
+    fn open_forward(&self, name: &SandboxName, remote_port: u16) -> Result<String, ActionError> {
+        let local = self
+            .inner
+            .forwards
+            .status()
+            .into_iter()
+            .find(|f| f.sandbox == name.as_str() && f.remote_port == remote_port)
+            .map(|f| f.local_port)
+            .ok_or_else(|| {
+                ActionError::from(format!("the forward to :{remote_port} is off; turn it on first"))
+            })?;
+        let url = format!("http://localhost:{local}/");
+        self.inner.desktop.open_url(&url).map_err(|e| {
+            ActionError::from(format!("cannot open {url}: {e}; open it in your browser yourself"))
+        })?;
+        Ok(format!("Opened {url}"))
     }
 
     async fn stop_all_forwards(&self) -> String {

@@ -6,7 +6,7 @@ import type { ForwardView } from "../bindings/ForwardView";
 import type { SandboxView } from "../bindings/SandboxView";
 import { humanBytes, localPortText } from "../format";
 import { type ForwardDraft, PRESETS, emptyDraft, specFromDraft } from "../forwardDraft";
-import { act, afterNextDraw, changed, pending, place, state } from "../state";
+import { act, afterNextDraw, changed, pending, place, state, toast } from "../state";
 import { feedbackLine } from "./feedback";
 import { prose } from "./prose";
 
@@ -86,6 +86,28 @@ function row(name: string, forward: ForwardView) {
           />
           <span class="check-text">Auto-start</span>
         </label>
+        ${forward.on && forward.boundPort !== null
+          ? html`<span class="row-links">
+              <button
+                type="button"
+                class="link-btn"
+                data-testid="forward-open-${port}"
+                aria-label="Open ${what} in the browser"
+                @click=${() => act(at, { kind: "openForward", name, remotePort: port })}
+              >
+                Open
+              </button>
+              <button
+                type="button"
+                class="link-btn"
+                data-testid="forward-copy-${port}"
+                aria-label="Copy the URL of ${what}"
+                @click=${() => copyUrl(forward.boundPort as number)}
+              >
+                Copy URL
+              </button>
+            </span>`
+          : nothing}
         <button
           type="button"
           class="link-btn"
@@ -128,6 +150,17 @@ function row(name: string, forward: ForwardView) {
       ? html`<p class="forward-notice" role="status" data-testid="forward-notice-${port}">${prose(action.text)}</p>`
       : nothing}
   </li>`;
+}
+
+/** Puts a running forward's local URL on the clipboard. */
+async function copyUrl(localPort: number) {
+  const url = `http://localhost:${localPort}/`;
+  try {
+    await navigator.clipboard.writeText(url);
+    toast(`Copied ${url}`);
+  } catch (e) {
+    toast(`Cannot copy ${url}: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 /** Takes the free port the core offered for a taken one, and starts the forward there. */
