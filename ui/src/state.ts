@@ -1,5 +1,6 @@
 // The window's state: the core's latest snapshot plus what only this window knows (selection,
 // open form, per-place feedback). Every change calls `changed()`, which schedules one redraw.
+import type { ListeningPortsView } from "./bindings/ListeningPortsView";
 import type { Reply } from "./bindings/Reply";
 import type { Request } from "./bindings/Request";
 import type { SandboxView } from "./bindings/SandboxView";
@@ -29,6 +30,8 @@ export const state = {
   /** "Open in" choice made in this window; null follows the default IDE preference. */
   openIn: remembered.openIn,
   logOpen: false,
+  /** The last port scan of each sandbox (the Ports card's "Detected in the pod"). */
+  detected: new Map<string, ListeningPortsView>(),
   /** The open activity log's filter (text, sandbox or level). */
   logFilter: "",
   /** The sandbox list's filter: null while hidden (Ctrl/⌘+F shows it; Escape hides it). */
@@ -48,6 +51,7 @@ export const place = {
   actions: (name: string, what: "connect" | "openIn" | "sign" | "remove") => `${what}:${name}`,
   forward: (name: string, remotePort: number) => `forward:${name}:${remotePort}`,
   addForward: (name: string) => `addForward:${name}`,
+  detect: (name: string) => `detect:${name}`,
   refresh: "refresh",
   form: "form",
   prefs: "prefs",

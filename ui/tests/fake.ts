@@ -12,6 +12,8 @@ export interface FakeSeed {
   sandboxes?: SandboxView[];
   log?: LogEntry[];
   preferences?: Preferences;
+  /** What `listeningPorts` answers per sandbox (port and process). */
+  listening?: Record<string, { port: number; process: string | null }[]>;
   /** The app could run a demo sandbox and none exists. */
   demoAvailable?: boolean;
   /** Requests of these kinds fail with this message (an ActionError). */
@@ -40,7 +42,7 @@ export class FakeCore {
   private clock = 1_767_225_600; // 2026-01-01 00:00:00 UTC
   private nextPort = 49200;
 
-  constructor(seed: FakeSeed) {
+  constructor(private readonly seed: FakeSeed) {
     this.state = {
       sandboxes: structuredClone(seed.sandboxes ?? []),
       preferences: seed.preferences ?? { defaultIde: "vsCode", startAtLogin: false, notifications: true },
@@ -67,6 +69,12 @@ export class FakeCore {
     this.requests.push(request);
     const failure = this.failures.get(request.kind);
     if (failure) refuse(failure);
+    if (request.kind === "listeningPorts") {
+      const forwarded = new Set(this.sandbox(request.name).forwards.map((f) => f.spec.remotePort));
+      const ports = (this.seed.listening?.[request.name] ?? []).map((p) => ({ ...p, forwarded: forwarded.has(p.port) }));
+      const notice = ports.length ? `${ports.length} ports listen in ${request.name}` : `Nothing listens in ${request.name}`;
+      return structuredClone({ snapshot: this.state, notice, listeningPorts: { ports, overSsh: false } });
+    }
     const notice = this.apply(request);
     return structuredClone({ snapshot: this.state, notice });
   }
@@ -166,6 +174,8 @@ export class FakeCore {
         if (!f.on) refuse(`the forward to :${request.remotePort} is off; turn it on first`);
         return `Opened http://localhost:${f.boundPort}/`;
       }
+      case "listeningPorts":
+        return null; // answered in handle(), which adds the ports
       case "stopAllForwards": {
         let stopped = 0;
         for (const s of this.state.sandboxes) {

@@ -176,3 +176,25 @@ test("a running forward opens in the browser and copies its URL", async ({ page,
   await expect(page.getByTestId("toast")).toHaveText("Copied http://localhost:49200/");
   expect(await page.evaluate(() => navigator.clipboard.readText())).toBe("http://localhost:49200/");
 });
+
+test("ports listening in the pod are offered as one-click forwards", async ({ page }) => {
+  await openApp(page, {
+    sandboxes: [sandbox("dev", { forwards: [forward(8888, { label: "Jupyter" })] })],
+    listening: { dev: [{ port: 5173, process: "node" }, { port: 8888, process: "python3" }, { port: 9229, process: null }] },
+  });
+  await page.getByTestId("scan-ports").click();
+  // 8888 already has a forward: only the others are offered.
+  await expect(page.getByTestId("detected-8888")).toHaveCount(0);
+  await expect(page.getByTestId("detected-9229")).toContainText("9229");
+  await expect(page.getByTestId("detected-5173")).toHaveText(/5173\s+node\s+— Forward/);
+  await page.getByTestId("detected-5173").click();
+  const row = page.getByTestId("forward-row-5173");
+  await expect(row.getByTestId("forward-toggle-5173")).toBeChecked();
+  await expect(row).toContainText("node");
+  await expect(page.getByTestId("detected-5173")).toHaveCount(0);
+  expect(await actions(page)).toEqual([
+    { kind: "listeningPorts", name: "dev" },
+    { kind: "saveForward", name: "dev", forward: { remotePort: 5173, localPort: 5173, label: "node", autoStart: false } },
+    { kind: "setForward", name: "dev", remotePort: 5173, on: true },
+  ]);
+});

@@ -43,9 +43,6 @@ pub enum Request {
     /// Run the local demo sandbox again (after the user removed it, or beside other sandboxes).
     AddDemo,
     /// The TCP ports listening in a sandbox; the answer's `listening_ports`.
-    // Not in the window's types until the window offers them: its fake of this protocol
-    // (ui/tests/fake.ts) handles every kind, and a new kind would fail its type check.
-    #[ts(skip)]
     ListeningPorts { name: String },
 }
 

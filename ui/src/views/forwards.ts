@@ -22,6 +22,7 @@ export function forwardsSection(sandbox: SandboxView) {
       : html`<ul class="forwards">
           ${sandbox.forwards.map((f) => row(name, f))}
         </ul>`}
+    ${detectedPorts(sandbox)}
     ${addForm(sandbox)}
   </section>`;
 }
@@ -150,6 +151,62 @@ function row(name: string, forward: ForwardView) {
       ? html`<p class="forward-notice" role="status" data-testid="forward-notice-${port}">${prose(action.text)}</p>`
       : nothing}
   </li>`;
+}
+
+/** "Detected in the pod": what listens there, each not yet forwarded one a click away. */
+function detectedPorts(sandbox: SandboxView) {
+  const name = sandbox.settings.name;
+  const at = place.detect(name);
+  const scanning = state.busy.has(at);
+  const found = state.detected.get(name);
+  const configured = new Set(sandbox.forwards.map((f) => f.spec.remotePort));
+  const offers = found?.ports.filter((p) => !configured.has(p.port)) ?? [];
+  const scan = async () => {
+    const reply = await act(at, { kind: "listeningPorts", name });
+    if (reply?.listeningPorts) state.detected.set(name, reply.listeningPorts);
+    changed();
+  };
+  return html`<div class="detected" data-testid="detected">
+    <div class="detected-head">
+      <span class="add-title">Detected in the pod</span>
+      <button type="button" class="link-btn" data-testid="scan-ports" ?disabled=${scanning} @click=${scan}>
+        ${scanning ? "Scanning…" : found ? "Scan again" : "Scan ports"}
+      </button>
+    </div>
+    ${found && offers.length
+      ? html`<ul class="chips" aria-label="Ports listening in the pod">
+          ${offers.map(
+            (p) => html`<li>
+              <button
+                type="button"
+                class="chip"
+                data-testid="detected-${p.port}"
+                @click=${() => forwardDetected(sandbox, p.port, p.process)}
+              >
+                ${p.port} <span class="muted">${p.process ?? ""}</span> — Forward
+              </button>
+            </li>`,
+          )}
+        </ul>`
+      : nothing}
+    ${found && !offers.length
+      ? html`<p class="muted small" data-testid="detected-none">
+          ${found.ports.length ? "Every listening port is forwarded." : "Nothing listens on a port from 1024 up."}
+        </p>`
+      : nothing}
+    ${feedbackLine(at, "detect")}
+  </div>`;
+}
+
+/** Saves and starts a forward to a detected port: the same local port, or any free one on a
+ * sandbox served from this computer (there the same port is the pod's own listener). */
+async function forwardDetected(sandbox: SandboxView, port: number, process: string | null) {
+  const name = sandbox.settings.name;
+  const at = place.forward(name, port);
+  const spec = { remotePort: port, localPort: sandbox.demo ? 0 : port, label: process ?? "", autoStart: false };
+  if (await act(place.detect(name), { kind: "saveForward", name, forward: spec })) {
+    await act(at, { kind: "setForward", name, remotePort: port, on: true });
+  }
 }
 
 /** Puts a running forward's local URL on the clipboard. */
