@@ -879,3 +879,41 @@ fn ports_from_the_original_server_are_read_over_ssh() {
     assert!(last.contains("check that `ssh orig true` works"), "{err}");
     drop(agent);
 }
+
+/// `add-link`: a dashboard's `sandbox-forward://add?…` link shows what it sets up and the one
+/// command that does it; that command, run as printed by a shell, gives a working `ssh NAME`.
+/// A link carrying a credential is refused.
+#[test]
+fn an_add_link_prints_the_command_that_sets_the_sandbox_up() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let home = Home::new();
+    let enc = |s: &str| s.replace('%', "%25").replace(':', "%3A").replace('/', "%2F").replace(' ', "%20");
+    let link = format!(
+        "sandbox-forward://add?name=linked&server={}&folder={}",
+        enc(&agent.url()),
+        enc(&workspace.path().display().to_string())
+    );
+    let out = ok(&run(home.cli(&["add-link", &link]), Duration::from_secs(10)));
+    assert!(out.contains("nothing has been done yet") && out.contains("  name:     linked"), "{out}");
+    assert!(!home.ssh_config().exists(), "the link did something by itself");
+    let command = out.lines().last().unwrap().trim().strip_prefix("sandbox-forward ").expect(&out).to_owned();
+
+    let script = format!("exec \"$SF\" {command}");
+    let mut sh = Command::new("sh");
+    sh.args(["-c", &script]).env("SF", sandbox_tests::bin("sandbox-forward")).env("HOME", home.path());
+    ok(&run(sh, Duration::from_secs(30)));
+    let pwd = ok(&run(home.ssh("ssh", &["linked", "pwd"]), Duration::from_secs(20)));
+    assert_eq!(
+        std::path::PathBuf::from(pwd.trim()).canonicalize().unwrap(),
+        workspace.path().canonicalize().unwrap()
+    );
+
+    let refused = run(home.cli(&["add-link", &format!("{link}&bearer=secret")]), Duration::from_secs(10));
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("never may") && !stderr(&refused).contains("secret"),
+        "{}",
+        stderr(&refused)
+    );
+}

@@ -102,6 +102,13 @@ pub enum Command {
     },
     /// List the sandboxes set up on this machine.
     List,
+    /// Show what a `sandbox-forward://add?name=…&server=…` link (from a team's dashboard) sets
+    /// up, and the ssh-setup command that does it. The link itself does nothing.
+    #[command(name = "add-link")]
+    AddLink {
+        /// The link, e.g. 'sandbox-forward://add?name=dev&server=https://sandboxes.example.com'.
+        link: String,
+    },
     /// Remove a sandbox's keys, settings and Host block.
     Forget {
         /// Sandbox name.

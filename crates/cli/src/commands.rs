@@ -42,6 +42,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ports { name, json } => ports(&name, json).await,
         Command::Status { name, offline } => status(name.as_deref(), offline).await,
         Command::List => list(),
+        Command::AddLink { link } => add_link(&link),
         Command::Forget { name } => forget(&name).await,
         Command::Doctor { check, offline } => doctor(check, offline).await,
         Command::Version => {
@@ -496,6 +497,43 @@ async fn status(only: Option<&str>, offline: bool) -> anyhow::Result<ExitCode> {
         healthy &= reachable.is_ok() && accepted.is_ok();
     }
     Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// What a link fills in, then the one command that sets it up: as in the app, a link only fills
+/// the form; the user reads it and acts.
+fn add_link(link: &str) -> anyhow::Result<ExitCode> {
+    let link = sandbox_core::add_link::parse(link)?;
+    let quote =
+        |w: &str| if cfg!(windows) { sandbox_core::ide::msvc_arg(w) } else { sandbox_core::ide::sh_word(w) };
+    let mut args: Vec<String> =
+        vec!["ssh-setup".into(), link.name.to_string(), "--server".into(), link.server.to_string()];
+    println!("This link sets up a sandbox; nothing has been done yet.");
+    println!("  name:     {}", link.name);
+    println!("  server:   {}", link.server);
+    match &link.oidc {
+        Some((issuer, client_id)) => {
+            println!("  sign-in:  OpenID, issuer {issuer}, client id {client_id}");
+            args.extend(["--oidc-issuer".into(), issuer.clone(), "--client-id".into(), client_id.clone()]);
+            for scope in &link.scopes {
+                args.extend(["--scope".into(), scope.clone()]);
+            }
+            if let Some(audience) = &link.audience {
+                println!("  audience: {audience}");
+                args.extend(["--audience".into(), audience.clone()]);
+            }
+        }
+        None => {
+            println!("  sign-in:  none in the link (add --bearer-file or a cookie if the server needs one)")
+        }
+    }
+    if let Some(folder) = &link.folder {
+        println!("  folder:   {folder}");
+        args.extend(["--folder".into(), folder.clone()]);
+    }
+    println!("To set it up, run:");
+    let words: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    println!("  sandbox-forward {}", words.join(" "));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list() -> anyhow::Result<ExitCode> {

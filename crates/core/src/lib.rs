@@ -4,6 +4,7 @@
 //! environment itself: paths and settings come in as values ([`paths::Paths`]), so tests can
 //! point everything at a temporary directory.
 
+pub mod add_link;
 pub mod api;
 pub mod auth;
 pub mod browser;

@@ -7,6 +7,7 @@
 
 mod find;
 mod quote;
+pub use quote::{msvc_arg, sh_word};
 #[cfg(test)]
 mod tests;
 
