@@ -299,7 +299,7 @@ struct Pump<'a, S, R, W> {
     ws_eof: bool,
     /// Half-close: the peer's Close 1000 came and the local writer is shut down.
     local_w_shut: bool,
-    /// Bytes came from the peer after our Close: it is sending a reply (half-close).
+    /// A data frame came from the peer after our Close: it is sending a reply (half-close).
     heard_after_close: bool,
 
     close_sent: bool,
@@ -643,7 +643,6 @@ where
             self.ws_eof = true;
         } else {
             self.last_heard = Instant::now();
-            self.heard_after_close |= self.close_sent;
             if let Some(wait) = &mut self.close_wait {
                 // Waiting for the peer's Close: a peer still sending is a peer still there.
                 wait.as_mut().reset(Instant::now() + CLOSE_WAIT);
@@ -711,6 +710,9 @@ where
                 if let Some(m) = f.mask {
                     frame::apply_mask(&mut self.down[range.clone()], m, f.offset);
                 }
+                // Payload after our Close: the peer is sending a reply (half-close). Control frames
+                // (a pong to a ping still in flight) do not count.
+                self.heard_after_close |= self.close_sent && take > 0;
                 if f.deliver && take > 0 {
                     if let Some(t) = self.traffic {
                         // Counted before the write, so a reader that has the bytes sees them counted.
@@ -784,6 +786,7 @@ where
                 }
             };
             self.in_message = !h.fin;
+            self.heard_after_close |= self.close_sent;
             self.pos += head_len;
             self.incoming = Some(Incoming { remaining: h.len, mask: h.mask, offset: 0, deliver });
             progress = true;

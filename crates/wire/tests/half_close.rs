@@ -55,6 +55,12 @@ async fn tunnel(
 
 /// The server half of the handshake, just enough for our client.
 async fn accept(mut s: TcpStream) -> TunnelSocket<TcpStream> {
+    answer_upgrade(&mut s).await;
+    TunnelSocket::new(s, Role::Server, &[])
+}
+
+/// Reads the client's upgrade request and answers 101.
+async fn answer_upgrade(s: &mut TcpStream) {
     let mut buf = Vec::new();
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         assert!(s.read_buf(&mut buf).await.unwrap() > 0);
@@ -71,7 +77,6 @@ async fn accept(mut s: TcpStream) -> TunnelSocket<TcpStream> {
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
     );
     s.write_all(answer.as_bytes()).await.unwrap();
-    TunnelSocket::new(s, Role::Server, &[])
 }
 
 #[tokio::test]
@@ -151,4 +156,39 @@ async fn a_peer_silent_after_our_eof_is_an_error_not_a_clean_end() {
     let result = tokio::time::timeout(LIMIT, splice(ws, r, w, opts)).await.expect("gave up in time");
     assert!(matches!(result, Err(sandbox_wire::tunnel::SpliceError::PeerSilent(_))), "{result:?}");
     silent.abort();
+}
+
+/// A peer that answers a ping still in flight (a Pong) after our Close and then hangs up without
+/// a Close of its own sent no reply: that is a clean end, as before half-close, not `Dropped`.
+/// (Under Wine's timing the keepalive test in interop.rs met exactly this race.)
+#[tokio::test]
+async fn a_pong_after_our_close_is_not_a_reply() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let peer = tokio::spawn(async move {
+        let (mut tcp, _) = l.accept().await.unwrap();
+        answer_upgrade(&mut tcp).await;
+        // Wait for the client's Close (opcode 8, masked), answer a Pong, and hang up.
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 256];
+        while !seen.contains(&0x88) {
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "no Close from the client");
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        tcp.write_all(&[0x8A, 0x00]).await.unwrap(); // Pong, empty, unmasked (server)
+        drop(tcp);
+    });
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let ahead = handshake::client(&mut tcp, &format!("127.0.0.1:{port}"), "/", &http::HeaderMap::new())
+        .await
+        .unwrap();
+    let ws = TunnelSocket::new(tcp, Role::Client, &ahead);
+    let (local, mut app) = tokio::io::duplex(1024);
+    app.shutdown().await.unwrap();
+    let (r, w) = tokio::io::split(local);
+    let opts = SpliceOptions { ping_interval: None, ..Default::default() };
+    let result = tokio::time::timeout(LIMIT, splice(ws, r, w, opts)).await.expect("ended in time");
+    assert!(result.is_ok(), "{result:?}");
+    peer.await.unwrap();
 }
