@@ -47,9 +47,21 @@ const text = async (testid) =>
     script: "return arguments[0].textContent",
     args: [{ [ELEMENT]: await find(testid) }],
   });
-const click = async (testid) => wd("POST", `${S}/element/${await find(testid)}/click`, {});
+// As a user scrolls: WebKitWebDriver does not bring an element inside the window's scrolling
+// pane into view by itself, and refuses one below the fold as "not interactable".
+const reveal = async (id) =>
+  wd("POST", `${S}/execute/sync`, {
+    script: "arguments[0].scrollIntoView({ block: 'center' })",
+    args: [{ [ELEMENT]: id }],
+  });
+const click = async (testid) => {
+  const id = await find(testid);
+  await reveal(id);
+  await wd("POST", `${S}/element/${id}/click`, {});
+};
 const type = async (testid, value) => {
   const id = await find(testid);
+  await reveal(id);
   await wd("POST", `${S}/element/${id}/clear`, {});
   await wd("POST", `${S}/element/${id}/value`, { text: String(value) });
 };
