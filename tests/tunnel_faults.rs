@@ -157,13 +157,11 @@ fn finish(mut child: Child) -> (usize, std::process::Output) {
     (reader.join().unwrap(), o)
 }
 
-#[test]
-fn proxy_stdio_exits_non_zero_naming_the_cause_when_the_tunnel_is_reset() {
-    let workspace = tempfile::tempdir().unwrap();
-    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
-    let fault = FaultProxy::start(agent.port);
-    let home = Home::new();
-    let mut child = proxy(&home, &fault.url(), download_server(), &["--stdio"])
+/// `proxy --stdio` carrying a download through `fault`, reset after the first 4 MiB: the
+/// download is cut and the proxy fails. Returns what it printed.
+fn stdio_download_cut_by_a_reset(home: &Home, fault: &FaultProxy, extra: &[&str]) -> std::process::Output {
+    let args: Vec<&str> = ["--stdio"].into_iter().chain(extra.iter().copied()).collect();
+    let mut child = proxy(home, &fault.url(), download_server(), &args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -176,6 +174,16 @@ fn proxy_stdio_exits_non_zero_naming_the_cause_when_the_tunnel_is_reset() {
     let (rest, o) = finish(child);
     assert!(first.len() + rest < DOWNLOAD, "the whole download arrived despite the reset");
     assert!(!o.status.success(), "a reset tunnel exited 0; stderr: {}", stderr(&o));
+    o
+}
+
+#[test]
+fn proxy_stdio_exits_non_zero_naming_the_cause_when_the_tunnel_is_reset() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let fault = FaultProxy::start(agent.port);
+    let home = Home::new();
+    let o = stdio_download_cut_by_a_reset(&home, &fault, &[]);
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("reset"), "the cause is not named: {err}");
@@ -291,19 +299,7 @@ fn through_the_nginx_gateway_half_close_and_resets_behave_the_same() {
     assert!(o.stdout.starts_with(b"got 18 bytes\n"), "{}", stderr(&o));
     assert_eq!(o.stdout.len(), "got 18 bytes\n".len() + (1 << 20));
 
-    let mut child = proxy(&home, &fault.url(), download_server(), &["--stdio", "--bearer-file", &token])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _stdin = child.stdin.take().unwrap();
-    let mut first = vec![0u8; 4 << 20];
-    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
-    fault.reset_all();
-    let (rest, o) = finish(child);
-    assert!(first.len() + rest < DOWNLOAD, "the whole download arrived despite the reset");
-    assert!(!o.status.success(), "a reset tunnel exited 0; stderr: {}", stderr(&o));
+    let o = stdio_download_cut_by_a_reset(&home, &fault, &["--bearer-file", &token]);
     assert!(stderr(&o).contains("reset"), "{}", stderr(&o));
 }
 

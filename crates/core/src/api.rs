@@ -353,6 +353,18 @@ fn location_for_message(base: &url::Url, location: Option<&[u8]>) -> String {
     }
 }
 
+/// A client without credentials or extra trust, for the crate's unit tests.
+#[cfg(test)]
+pub(crate) fn test_client(server: &str) -> ApiClient {
+    ApiClient::new(Endpoint {
+        server: ServerUrl::parse(server).expect("a valid test server URL"),
+        credentials: Credentials::default(),
+        tls: crate::net::TlsSettings::default(),
+        bearer: None,
+    })
+    .expect("a client for a test server")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -243,20 +243,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Endpoint;
-    use crate::auth::Credentials;
-    use crate::net::TlsSettings;
-    use crate::server::ServerUrl;
 
-    fn client(server: &str) -> ApiClient {
-        ApiClient::new(Endpoint {
-            server: ServerUrl::parse(server).unwrap(),
-            credentials: Credentials::default(),
-            tls: TlsSettings::default(),
-            bearer: None,
-        })
-        .unwrap()
-    }
+    use crate::api::test_client as client;
 
     /// A forward holds at most its cap of connections: beyond it the loop stops accepting
     /// (they wait in the kernel's backlog), so a loop or a flood cannot exhaust descriptors.

@@ -183,20 +183,8 @@ impl Forwards {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Endpoint;
-    use crate::auth::Credentials;
-    use crate::net::TlsSettings;
-    use crate::server::ServerUrl;
 
-    fn client(server: &str) -> ApiClient {
-        ApiClient::new(Endpoint {
-            server: ServerUrl::parse(server).unwrap(),
-            credentials: Credentials::default(),
-            tls: TlsSettings::default(),
-            bearer: None,
-        })
-        .unwrap()
-    }
+    use crate::api::test_client as client;
 
     /// On a sandbox served from this machine, the pod's 127.0.0.1:N is ours: a forward from
     /// local port N to remote port N would dial itself, connection after connection.

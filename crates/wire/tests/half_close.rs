@@ -40,17 +40,22 @@ async fn tunnel(
         let (r, w) = tokio::io::split(pod_side);
         splice(ws, r, w, SpliceOptions { half_close, ..Default::default() }).await
     });
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let ahead = handshake::client(&mut tcp, &format!("127.0.0.1:{port}"), "/", &http::HeaderMap::new())
-        .await
-        .unwrap();
-    let ws = TunnelSocket::new(tcp, Role::Client, &ahead);
+    let ws = connect(port).await;
     let (local, app) = tokio::io::duplex(64 * 1024);
     let client = tokio::spawn(async move {
         let (r, w) = tokio::io::split(local);
         splice(ws, r, w, SpliceOptions::default()).await
     });
     (app, client, server)
+}
+
+/// Our client's side of a tunnel to `127.0.0.1:port`, after its handshake.
+async fn connect(port: u16) -> TunnelSocket<TcpStream> {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let ahead = handshake::client(&mut tcp, &format!("127.0.0.1:{port}"), "/", &http::HeaderMap::new())
+        .await
+        .unwrap();
+    TunnelSocket::new(tcp, Role::Client, &ahead)
 }
 
 /// The server half of the handshake, just enough for our client.
@@ -143,11 +148,7 @@ async fn a_peer_silent_after_our_eof_is_an_error_not_a_clean_end() {
         let _ws = accept(tcp).await;
         tokio::time::sleep(Duration::from_secs(30)).await;
     });
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let ahead = handshake::client(&mut tcp, &format!("127.0.0.1:{port}"), "/", &http::HeaderMap::new())
-        .await
-        .unwrap();
-    let ws = TunnelSocket::new(tcp, Role::Client, &ahead);
+    let ws = connect(port).await;
     let (local, mut app) = tokio::io::duplex(1024);
     app.shutdown().await.unwrap();
     let (r, w) = tokio::io::split(local);
@@ -179,11 +180,7 @@ async fn a_pong_after_our_close_is_not_a_reply() {
         tcp.write_all(&[0x8A, 0x00]).await.unwrap(); // Pong, empty, unmasked (server)
         drop(tcp);
     });
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let ahead = handshake::client(&mut tcp, &format!("127.0.0.1:{port}"), "/", &http::HeaderMap::new())
-        .await
-        .unwrap();
-    let ws = TunnelSocket::new(tcp, Role::Client, &ahead);
+    let ws = connect(port).await;
     let (local, mut app) = tokio::io::duplex(1024);
     app.shutdown().await.unwrap();
     let (r, w) = tokio::io::split(local);
