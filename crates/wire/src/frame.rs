@@ -150,6 +150,15 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: u64) {
 /// A whole control frame (`payload` ≤ 125 bytes), masked when `mask` is given.
 pub fn control_frame(opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     debug_assert!(opcode.is_control() && payload.len() <= MAX_CONTROL_PAYLOAD);
+    whole_frame(opcode, payload, mask)
+}
+
+/// A text message in one frame (tunnel protocol v2's control messages).
+pub fn text_frame(payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    whole_frame(OpCode::Text, payload, mask)
+}
+
+fn whole_frame(opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let mut head = [0; MAX_HEADER];
     let n = encode_header(&Header { fin: true, opcode, mask, len: payload.len() as u64 }, &mut head);
     let mut frame = Vec::with_capacity(n + payload.len());

@@ -10,4 +10,5 @@ pub mod api;
 pub mod frame;
 pub mod handshake;
 pub mod proc_net;
+pub mod resume;
 pub mod tunnel;

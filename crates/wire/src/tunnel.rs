@@ -28,6 +28,7 @@ use tokio::time::{Instant, Interval, Sleep};
 use tokio_util::io::poll_read_buf;
 
 use crate::frame::{self, Header, OpCode, ProtocolError, MAX_HEADER};
+use crate::resume::{Control, Stream, ACK_DELAY, ACK_EVERY, MAX_CONTROL};
 
 /// Largest binary message either end sends: the original server reads with a 32 KiB limit.
 pub const MAX_MESSAGE: usize = 32 * 1024;
@@ -236,7 +237,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut pump = Pump::new(socket, local_read, local_write, opts);
+    let mut pump = Pump::new(socket, local_read, local_write, opts, None);
     let result = poll_fn(|cx| pump.poll(cx)).await;
     // After a clean end the local app sees EOF; the peer sees our FIN (and TLS close_notify).
     let grace = Duration::from_secs(1);
@@ -247,13 +248,62 @@ where
     result
 }
 
+/// Runs one leg of a protocol v2 tunnel ([`crate::resume`]) over `stream`, whose counts the
+/// caller has synchronised with the peer's ([`Stream::resync`]).
+///
+/// `Ok` when the tunnel is over for good (a Close 1000 either way). On an error the local
+/// halves are left as they are: after a network error ([`SpliceError::is_network`]) the caller
+/// opens a new leg and calls this again with the same stream and local halves — nothing sent
+/// either way is lost, the replay buffer holds what the peer may not have.
+pub async fn splice_v2<S, R, W>(
+    socket: TunnelSocket<S>,
+    local_read: R,
+    local_write: W,
+    stream: &mut Stream,
+    opts: SpliceOptions<'_>,
+) -> Result<(), SpliceError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let opts = SpliceOptions { half_close: false, ..opts };
+    let mut pump = Pump::new(socket, local_read, local_write, opts, Some(stream));
+    let result = poll_fn(|cx| pump.poll(cx)).await;
+    let grace = Duration::from_secs(1);
+    match &result {
+        Ok(()) => {
+            let _ = tokio::time::timeout(grace, pump.local_w.shutdown()).await;
+            let _ = tokio::time::timeout(grace, pump.ws.shutdown()).await;
+        }
+        // A lost leg is dropped as it is: its connection is dead or stalled, and waiting on
+        // it would only delay the next leg.
+        Err(e) if e.is_network() => {}
+        Err(_) => {
+            let _ = tokio::time::timeout(grace, pump.ws.shutdown()).await;
+        }
+    }
+    result
+}
+
+/// Where the payload of a data frame goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    /// Binary: to the local side.
+    Local,
+    /// v1 text: dropped, by contract.
+    Drop,
+    /// v2 text: a control message, collected whole.
+    Control,
+}
+
 /// A data frame whose payload is streaming through the read buffer.
 struct Incoming {
     remaining: u64,
     mask: Option<[u8; 4]>,
     offset: u64,
-    /// Binary payload goes to the local side; text is dropped by contract.
-    deliver: bool,
+    sink: Sink,
+    fin: bool,
 }
 
 /// Both directions of one tunnel, driven by [`Pump::poll`] in one task.
@@ -287,9 +337,9 @@ struct Pump<'a, S, R, W> {
     down_size: usize,
     pos: usize,
     incoming: Option<Incoming>,
-    /// Inside a fragmented message; `text_message` says whether its continuations are dropped.
+    /// Inside a fragmented message; `message_sink` says where its continuations go.
     in_message: bool,
-    text_message: bool,
+    message_sink: Sink,
     out: Vec<Range<usize>>,
     out_written: usize,
     out_total: usize,
@@ -307,6 +357,13 @@ struct Pump<'a, S, R, W> {
     ping: Option<(Interval, Duration)>,
     last_heard: Instant,
     close_wait: Option<Pin<Box<Sleep>>>,
+
+    /// Protocol v2: the stream this leg carries (`None`: v1).
+    v2: Option<&'a mut Stream>,
+    /// v2: when written-out bytes not yet acknowledged must be.
+    ack_due: Option<Pin<Box<Sleep>>>,
+    /// v2: the control message being received.
+    text: Vec<u8>,
 }
 
 impl<'a, S, R, W> Pump<'a, S, R, W>
@@ -315,7 +372,13 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    fn new(socket: TunnelSocket<S>, local_r: R, local_w: W, opts: SpliceOptions<'a>) -> Self {
+    fn new(
+        socket: TunnelSocket<S>,
+        local_r: R,
+        local_w: W,
+        opts: SpliceOptions<'a>,
+        v2: Option<&'a mut Stream>,
+    ) -> Self {
         let ping = opts.ping_interval.map(|period| {
             let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -323,6 +386,15 @@ where
         });
         let mut down = socket.read_ahead;
         down.reserve(SMALL_BUFFER);
+        let mut control = Vec::new();
+        let mut local_eof = false;
+        if let Some(s) = v2.as_deref() {
+            if s.local_eof {
+                // The local side ended on an earlier leg: the peer may not have heard.
+                local_eof = true;
+                control = frame::text_frame(Control::Eof(s.sent).encode().as_bytes(), socket.role.mask());
+            }
+        }
         Pump {
             ws: socket.io,
             role: socket.role,
@@ -337,8 +409,8 @@ where
             up_written: 0,
             up_total: 0,
             staged: Vec::new(),
-            local_eof: false,
-            control: Vec::new(),
+            local_eof,
+            control,
             control_written: 0,
             ws_dirty: false,
             down,
@@ -346,7 +418,7 @@ where
             pos: 0,
             incoming: None,
             in_message: false,
-            text_message: false,
+            message_sink: Sink::Drop,
             out: Vec::new(),
             out_written: 0,
             out_total: 0,
@@ -360,6 +432,9 @@ where
             ping,
             last_heard: Instant::now(),
             close_wait: None,
+            v2,
+            ack_due: None,
+            text: Vec::new(),
         }
     }
 
@@ -406,6 +481,10 @@ where
         progress |= self.receive(cx)?;
         progress |= self.shut_local(cx)?;
         progress |= self.timers(cx)?;
+        if self.v2.is_some() {
+            progress |= self.acknowledge(cx);
+            progress |= self.close_when_complete();
+        }
         Ok(progress)
     }
 
@@ -505,16 +584,42 @@ where
     /// Reads the local side into a fresh batch, when the last one is sent.
     fn read_local(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
         // After the peer's Close we read on only when half-closed (`close_sent` still false).
-        if self.local_eof || self.close_sent || self.up_total > 0 || self.control.len() > CONTROL_BACKLOG {
+        if self.close_sent || self.up_total > 0 || self.control.len() > CONTROL_BACKLOG {
             return Ok(false);
         }
-        self.up.reserve(self.up_size);
-        let n = match poll_read_buf(Pin::new(&mut self.local_r), cx, &mut (&mut self.up).limit(self.up_size))
-        {
+        let mut limit = self.up_size;
+        if let Some(s) = self.v2.as_deref_mut() {
+            if s.replay_pending() {
+                // A new leg sends what the peer missed before anything new.
+                self.up.reserve(LARGE_BUFFER);
+                s.take_replay(&mut self.up, LARGE_BUFFER);
+                self.frame_batch();
+                return Ok(true);
+            }
+            // A full replay buffer waits for an acknowledgement (reading the peer wakes us).
+            limit = limit.min(s.room());
+        }
+        if self.local_eof || limit == 0 {
+            return Ok(false);
+        }
+        self.up.reserve(limit);
+        let n = match poll_read_buf(Pin::new(&mut self.local_r), cx, &mut (&mut self.up).limit(limit)) {
             Poll::Pending => return Ok(false),
             Poll::Ready(Err(e)) => return Err(SpliceError::Local(e)),
             Poll::Ready(Ok(n)) => n,
         };
+        if let Some(s) = self.v2.as_deref_mut() {
+            if n == 0 {
+                // v2 ends one direction only; the Close waits until both are over.
+                self.local_eof = true;
+                s.local_eof = true;
+                let eof = Control::Eof(s.sent);
+                self.send_control(eof);
+                return Ok(true);
+            }
+            s.push(&self.up[..n]);
+            s.cursor = s.sent;
+        }
         if n == 0 {
             self.local_eof = true;
             self.queue_close(CLOSE_NORMAL, "");
@@ -554,6 +659,49 @@ where
         }
     }
 
+    /// Queues a v2 control message.
+    fn send_control(&mut self, message: Control) {
+        self.control.extend(frame::text_frame(message.encode().as_bytes(), self.role.mask()));
+    }
+
+    /// v2: acknowledges what was written out, once enough or for long enough — at once when
+    /// the peer's stream is complete (it waits for that to close).
+    fn acknowledge(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(s) = self.v2.as_deref_mut() else { return false };
+        let unacked = s.delivered - s.ack_sent;
+        if unacked == 0 || self.close_sent {
+            self.ack_due = None;
+            return false;
+        }
+        let due = unacked >= ACK_EVERY
+            || s.peer_eof == Some(s.delivered)
+            || self
+                .ack_due
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(ACK_DELAY)))
+                .as_mut()
+                .poll(cx)
+                .is_ready();
+        if !due {
+            return false;
+        }
+        s.ack_sent = s.delivered;
+        let ack = Control::Ack(s.delivered);
+        self.ack_due = None;
+        self.send_control(ack);
+        true
+    }
+
+    /// v2: both directions over — ours acknowledged, the peer's written out — so a Close
+    /// loses nothing.
+    fn close_when_complete(&mut self) -> bool {
+        let complete = self.v2.as_deref().is_some_and(Stream::complete);
+        if complete && !self.close_sent && self.out.is_empty() && !self.local_dirty {
+            self.queue_close(CLOSE_NORMAL, "");
+            return true;
+        }
+        false
+    }
+
     /// Queues our Close, once. A batch not yet started is dropped: no data may follow a Close.
     fn queue_close(&mut self, code: u16, reason: &str) {
         if self.close_sent {
@@ -590,6 +738,9 @@ where
                     progress = true;
                     self.local_dirty = true;
                     self.out_written += n;
+                    if let Some(s) = self.v2.as_deref_mut() {
+                        s.delivered += n as u64;
+                    }
                     if self.out_written == self.out_total {
                         self.out.clear();
                         (self.out_written, self.out_total) = (0, 0);
@@ -600,6 +751,9 @@ where
                 Poll::Ready(Err(e)) if self.local_eof && is_hang_up(&e) => {
                     self.out.clear();
                     (self.out_written, self.out_total, self.local_gone) = (0, 0, true);
+                    if let Some(s) = self.v2.as_deref_mut() {
+                        s.local_gone = true;
+                    }
                     return Ok(true);
                 }
                 Poll::Ready(Err(e)) => return Err(SpliceError::Local(e)),
@@ -677,6 +831,19 @@ where
     /// Half-close: once what the peer sent is delivered, the local writer is shut down so the
     /// target reads EOF (and can answer).
     fn shut_local(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
+        if let Some(s) = self.v2.as_deref_mut() {
+            // v2: the peer's `eof` reached, and everything before it written out.
+            if s.local_w_shut || s.peer_eof != Some(s.delivered) || !self.out.is_empty() || self.local_dirty {
+                return Ok(false);
+            }
+            return match Pin::new(&mut self.local_w).poll_shutdown(cx) {
+                Poll::Pending => Ok(false),
+                Poll::Ready(_) => {
+                    s.local_w_shut = true;
+                    Ok(true)
+                }
+            };
+        }
         if self.local_w_shut
             || self.close_sent
             || self.close_received.is_none()
@@ -713,13 +880,17 @@ where
                 // Payload after our Close: the peer is sending a reply (half-close). Control frames
                 // (a pong to a ping still in flight) do not count.
                 self.heard_after_close |= self.close_sent && take > 0;
-                if f.deliver && take > 0 {
-                    if let Some(t) = self.traffic {
-                        // Counted before the write, so a reader that has the bytes sees them counted.
-                        t.received.fetch_add(take as u64, Ordering::Relaxed);
+                match f.sink {
+                    Sink::Local if take > 0 => {
+                        if let Some(t) = self.traffic {
+                            // Counted before the write, so a reader that has the bytes sees them counted.
+                            t.received.fetch_add(take as u64, Ordering::Relaxed);
+                        }
+                        self.out_total += take;
+                        self.out.push(range);
                     }
-                    self.out_total += take;
-                    self.out.push(range);
+                    Sink::Control => self.text.extend_from_slice(&self.down[range]),
+                    _ => {}
                 }
                 f.remaining -= take as u64;
                 f.offset += take as u64;
@@ -728,7 +899,11 @@ where
                 if f.remaining > 0 {
                     break;
                 }
+                let (sink, fin) = (f.sink, f.fin);
                 self.incoming = None;
+                if sink == Sink::Control && fin {
+                    self.on_control()?;
+                }
                 if self.out.len() == MAX_IOV {
                     break;
                 }
@@ -769,29 +944,46 @@ where
                 }
                 continue;
             }
-            let deliver = match h.opcode {
+            let sink = match h.opcode {
                 OpCode::Continuation if !self.in_message => {
                     return Err(ProtocolError("continuation frame outside a message").into())
                 }
-                OpCode::Continuation => !self.text_message,
+                OpCode::Continuation => self.message_sink,
                 _ if self.in_message => {
                     return Err(ProtocolError("new message inside a fragmented one").into())
+                }
+                OpCode::Text if self.v2.is_some() => {
+                    self.text.clear();
+                    Sink::Control
                 }
                 OpCode::Text if self.role == Role::Server => {
                     return Err(SpliceError::Unsupported("text message"))
                 }
-                op => {
-                    self.text_message = op == OpCode::Text;
-                    !self.text_message
-                }
+                OpCode::Text => Sink::Drop,
+                _ => Sink::Local,
             };
+            if sink == Sink::Control && self.text.len() as u64 + h.len > MAX_CONTROL as u64 {
+                return Err(ProtocolError("v2 control message too long").into());
+            }
+            self.message_sink = sink;
             self.in_message = !h.fin;
             self.heard_after_close |= self.close_sent;
             self.pos += head_len;
-            self.incoming = Some(Incoming { remaining: h.len, mask: h.mask, offset: 0, deliver });
+            self.incoming = Some(Incoming { remaining: h.len, mask: h.mask, offset: 0, sink, fin: h.fin });
             progress = true;
         }
         Ok(progress)
+    }
+
+    /// v2: acts on a whole control message.
+    fn on_control(&mut self) -> Result<(), SpliceError> {
+        let message = Control::parse(&self.text)?;
+        let s = self.v2.as_deref_mut().expect("control messages are collected in v2 only");
+        match message {
+            Control::Ack(n) => s.on_ack(n)?,
+            Control::Eof(n) => s.on_eof(n)?,
+        }
+        Ok(())
     }
 
     /// Keepalive: pings the peer, and gives up on one silent for three intervals.

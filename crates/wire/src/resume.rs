@@ -1,0 +1,313 @@
+//! Tunnel protocol v2: the byte stream of a tunnel outlives the WebSocket under it.
+//!
+//! v2 is negotiated with the subprotocol [`SUBPROTOCOL`]; a server that does not name it in its
+//! `101` speaks v1 (the original server), and so does a client that does not offer it. On the
+//! wire v2 is v1 plus three rules (ARCHITECTURE.md, "Tunnel protocol v2", is the full contract):
+//!
+//! - **Binary** messages carry the stream's bytes, exactly as in v1.
+//! - **Text** messages carry control, one ASCII command each: `ack N` (I have written the first
+//!   N bytes of your stream to my side) and `eof N` (my stream ends after N bytes).
+//! - **Close 1000** ends the tunnel for good; a sender closes only once its own stream is
+//!   acknowledged to its end and the peer's stream is written out to its `eof`. A connection
+//!   that ends any other way (reset, hang-up without a Close, silence) is a lost *leg*: the
+//!   client opens a new one with the same resume token and both ends continue from the other's
+//!   count, replaying what they kept.
+//!
+//! [`Stream`] is that state for one end: the bytes sent but not yet acknowledged (the replay
+//! buffer, bounded by [`REPLAY_LIMIT`] — reading the local side waits while it is full), and
+//! the counts both ways. The pump ([`crate::tunnel::splice_v2`]) runs one leg over it.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::frame::ProtocolError;
+
+/// The subprotocol a v2 client offers and a v2 server accepts.
+pub const SUBPROTOCOL: &str = "sandbox-forward.v2";
+
+/// Request: the resume token of the tunnel to continue. Response (new tunnel): its token.
+pub const RESUME_HEADER: &str = "sandbox-forward-resume";
+/// Request and response: how many bytes of the other end's stream this end has written out.
+pub const RECEIVED_HEADER: &str = "sandbox-forward-received";
+/// Response: how many seconds the server keeps a tunnel whose connection dropped.
+pub const WINDOW_HEADER: &str = "sandbox-forward-resume-window";
+
+/// Most bytes one end keeps for replay (sent, not yet acknowledged). Large enough not to slow a
+/// bulk transfer (acknowledgements come every [`ACK_EVERY`]), small enough that the agent can
+/// keep many suspended tunnels.
+pub const REPLAY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// A receiver acknowledges at least every this many bytes written out...
+pub const ACK_EVERY: u64 = 512 * 1024;
+/// ...and at most this long after writing anything (interactive traffic: the sender's replay
+/// buffer empties within a moment, so an idle tunnel keeps nothing).
+pub const ACK_DELAY: Duration = Duration::from_millis(200);
+
+/// Keepalive of a v2 leg: a silent leg is given up after three intervals (15 s), and since
+/// giving up a leg loses nothing, detection can be much quicker than v1's 60 s.
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Longest control message (`eof 18446744073709551615` is 24 bytes).
+pub const MAX_CONTROL: usize = 64;
+
+/// How long the agent keeps a tunnel whose connection dropped, unless told otherwise.
+pub const DEFAULT_RESUME_WINDOW: Duration = Duration::from_secs(120);
+
+/// One control message of v2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// The peer has written out this many bytes of our stream.
+    Ack(u64),
+    /// The peer's stream ends after this many bytes.
+    Eof(u64),
+}
+
+impl Control {
+    /// Reads one text message.
+    pub fn parse(text: &[u8]) -> Result<Control, ProtocolError> {
+        let text = std::str::from_utf8(text).map_err(|_| ProtocolError("v2 control message is not UTF-8"))?;
+        let (verb, n) = text.split_once(' ').ok_or(ProtocolError("v2 control message without a count"))?;
+        // Digits only: `u64::from_str` would take a leading '+'.
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ProtocolError("v2 control message with an invalid count"));
+        }
+        let n = n.parse().map_err(|_| ProtocolError("v2 control message with an invalid count"))?;
+        match verb {
+            "ack" => Ok(Control::Ack(n)),
+            "eof" => Ok(Control::Eof(n)),
+            _ => Err(ProtocolError("unknown v2 control message")),
+        }
+    }
+
+    /// The message's text.
+    pub fn encode(self) -> String {
+        match self {
+            Control::Ack(n) => format!("ack {n}"),
+            Control::Eof(n) => format!("eof {n}"),
+        }
+    }
+}
+
+/// Why a leg cannot continue a stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeError {
+    /// The peer claims to have written out bytes we never sent, or fewer than it acknowledged.
+    #[error("the other end resumed at byte {claimed}, but only bytes {acked}..{sent} can be replayed")]
+    OutOfRange { claimed: u64, acked: u64, sent: u64 },
+}
+
+/// One end's state of a v2 byte stream, kept across legs.
+#[derive(Debug, Default)]
+pub struct Stream {
+    /// Bytes read from the local side and not yet acknowledged: stream offsets `acked..sent`.
+    replay: VecDeque<u8>,
+    /// Bytes of our stream the peer has acknowledged.
+    pub(crate) acked: u64,
+    /// Bytes of our stream read from the local side.
+    pub(crate) sent: u64,
+    /// Next byte of our stream to send on the current leg.
+    pub(crate) cursor: u64,
+    /// Bytes of the peer's stream written to the local side.
+    pub(crate) delivered: u64,
+    /// Highest `delivered` the peer has been told about.
+    pub(crate) ack_sent: u64,
+    /// The local side has ended: our stream is `sent` bytes long.
+    pub(crate) local_eof: bool,
+    /// The peer's stream ends after this many bytes.
+    pub(crate) peer_eof: Option<u64>,
+    /// The peer's stream is written out and the local writer shut down.
+    pub(crate) local_w_shut: bool,
+    /// The local side hung up: nothing more can be written to it.
+    pub(crate) local_gone: bool,
+}
+
+impl Stream {
+    /// A stream at its start.
+    pub fn new() -> Self {
+        Stream::default()
+    }
+
+    /// Bytes of the peer's stream written out so far: what a new leg tells the peer.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Bytes kept for replay right now.
+    pub fn buffered(&self) -> usize {
+        self.replay.len()
+    }
+
+    /// Starts a new leg: the peer has written out `peer_received` bytes of our stream, so
+    /// everything before is acknowledged and everything after is sent again.
+    pub fn resync(&mut self, peer_received: u64) -> Result<(), ResumeError> {
+        if peer_received < self.acked || peer_received > self.sent {
+            return Err(ResumeError::OutOfRange {
+                claimed: peer_received,
+                acked: self.acked,
+                sent: self.sent,
+            });
+        }
+        self.acknowledge(peer_received);
+        self.cursor = peer_received;
+        // The peer learnt our count from the new leg's headers.
+        self.ack_sent = self.delivered;
+        Ok(())
+    }
+
+    /// The peer acknowledged `n` bytes: they need no replay. `Err` for a count outside what
+    /// was sent on this leg.
+    pub(crate) fn on_ack(&mut self, n: u64) -> Result<(), ProtocolError> {
+        if n < self.acked || n > self.cursor {
+            return Err(ProtocolError("v2 acknowledgement outside the bytes sent"));
+        }
+        self.acknowledge(n);
+        Ok(())
+    }
+
+    pub(crate) fn on_eof(&mut self, n: u64) -> Result<(), ProtocolError> {
+        if n < self.delivered || self.peer_eof.is_some_and(|e| e != n) {
+            return Err(ProtocolError("v2 end of stream before bytes already received"));
+        }
+        self.peer_eof = Some(n);
+        Ok(())
+    }
+
+    fn acknowledge(&mut self, n: u64) {
+        let drop = (n - self.acked) as usize;
+        self.replay.drain(..drop);
+        self.acked = n;
+        if self.replay.is_empty() && self.replay.capacity() > 64 * 1024 {
+            // An idle tunnel keeps no bulk-sized buffer.
+            self.replay = VecDeque::new();
+        }
+    }
+
+    /// Room left in the replay buffer: how much may be read from the local side now.
+    pub(crate) fn room(&self) -> usize {
+        REPLAY_LIMIT - self.replay.len()
+    }
+
+    /// Keeps bytes just read from the local side for replay.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.replay.extend(bytes);
+        self.sent += bytes.len() as u64;
+    }
+
+    /// Bytes to send again (a new leg) before reading the local side: up to `max` from the
+    /// cursor, which advances past them.
+    pub(crate) fn take_replay(&mut self, out: &mut bytes::BytesMut, max: usize) -> usize {
+        let start = (self.cursor - self.acked) as usize;
+        let n = (self.replay.len() - start).min(max);
+        let (a, b) = self.replay.as_slices();
+        let mut at = start;
+        let mut left = n;
+        for part in [a, b] {
+            if at >= part.len() {
+                at -= part.len();
+                continue;
+            }
+            let take = (part.len() - at).min(left);
+            out.extend_from_slice(&part[at..at + take]);
+            left -= take;
+            at = 0;
+            if left == 0 {
+                break;
+            }
+        }
+        self.cursor += n as u64;
+        n
+    }
+
+    /// Whether bytes read earlier still wait to be sent on this leg.
+    pub(crate) fn replay_pending(&self) -> bool {
+        self.cursor < self.sent
+    }
+
+    /// Both directions are over: ours acknowledged to its end, the peer's written out to its
+    /// end, and the peer told so. Then (and only then) a Close 1000 loses nothing — and a leg
+    /// lost after that needs no successor.
+    pub fn complete(&self) -> bool {
+        (self.local_eof && self.acked == self.sent)
+            && (self.local_gone || (self.peer_eof == Some(self.delivered) && self.local_w_shut))
+            && self.ack_sent == self.delivered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_messages_round_trip_and_reject_anything_else() {
+        for c in [Control::Ack(0), Control::Ack(u64::MAX), Control::Eof(42)] {
+            assert_eq!(Control::parse(c.encode().as_bytes()), Ok(c));
+        }
+        for bad in [
+            "ack",
+            "ack ",
+            "ack +1",
+            "ack -1",
+            "ack 1 ",
+            "eof 0x10",
+            "nak 1",
+            "ack 18446744073709551616",
+            "\u{ff}",
+        ] {
+            assert!(Control::parse(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn replay_keeps_unacknowledged_bytes_and_resumes_at_the_peers_count() {
+        let mut s = Stream::new();
+        s.push(b"hello ");
+        s.push(b"world");
+        let mut out = bytes::BytesMut::new();
+        assert_eq!(s.take_replay(&mut out, 100), 11);
+        assert_eq!(&out[..], b"hello world");
+        s.on_ack(6).unwrap();
+        assert_eq!(s.buffered(), 5);
+        // The leg drops; the peer had written out 8 bytes: replay from there.
+        s.resync(8).unwrap();
+        assert!(s.replay_pending());
+        out.clear();
+        assert_eq!(s.take_replay(&mut out, 2), 2);
+        assert_eq!(&out[..], b"rl");
+        assert_eq!(s.take_replay(&mut out, 10), 1);
+        assert_eq!(&out[..], b"rld");
+        assert!(!s.replay_pending());
+        // A peer claiming bytes it never got, or un-acknowledging bytes, is refused.
+        assert_eq!(s.resync(12), Err(ResumeError::OutOfRange { claimed: 12, acked: 8, sent: 11 }));
+        assert!(s.resync(7).is_err());
+        assert!(s.on_ack(12).is_err());
+        assert!(s.on_ack(5).is_err());
+    }
+
+    #[test]
+    fn replay_wraps_around_the_ring() {
+        let mut s = Stream::new();
+        let mut out = bytes::BytesMut::new();
+        for round in 0..50u8 {
+            let chunk = vec![round; 1000];
+            s.push(&chunk);
+            out.clear();
+            s.take_replay(&mut out, usize::MAX);
+            assert_eq!(&out[..], &chunk[..]);
+            s.on_ack(s.sent - 500).unwrap();
+        }
+        s.resync(s.acked).unwrap();
+        out.clear();
+        s.take_replay(&mut out, usize::MAX);
+        assert_eq!(&out[..], &[49u8; 500][..]);
+    }
+
+    #[test]
+    fn an_eof_cannot_move_or_precede_delivered_bytes() {
+        let mut s = Stream::new();
+        s.delivered = 10;
+        assert!(s.on_eof(9).is_err());
+        s.on_eof(12).unwrap();
+        s.on_eof(12).unwrap();
+        assert!(s.on_eof(13).is_err());
+    }
+}

@@ -1,0 +1,186 @@
+//! Protocol v2 end to end between two pumps: the byte streams both ways survive legs lost at
+//! any moment, EOF travels per direction, and the replay buffer stays bounded.
+
+use std::time::Duration;
+
+use rand::{Rng, RngCore, SeedableRng};
+use sandbox_wire::resume::{Stream, REPLAY_LIMIT};
+use sandbox_wire::tunnel::{splice_v2, Role, SpliceError, SpliceOptions, TunnelSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn opts() -> SpliceOptions<'static> {
+    SpliceOptions { ping_interval: Some(Duration::from_secs(5)), ..Default::default() }
+}
+
+/// One application at a tunnel end: writes `payload`, then EOF, and reads until EOF.
+fn app(io: DuplexStream, payload: Vec<u8>) -> tokio::task::JoinHandle<Vec<u8>> {
+    tokio::spawn(async move {
+        let (mut r, mut w) = tokio::io::split(io);
+        let writer = async move {
+            for chunk in payload.chunks(7_919) {
+                w.write_all(chunk).await.unwrap();
+            }
+            w.shutdown().await.unwrap();
+        };
+        let reader = async move {
+            let mut got = Vec::new();
+            r.read_to_end(&mut got).await.unwrap();
+            got
+        };
+        let ((), got) = tokio::join!(writer, reader);
+        got
+    })
+}
+
+/// Carries two streams over legs that are cut after `cut(i)` for leg `i` (`None`: let it run),
+/// as a network failure would: both pumps stop where they are.
+async fn carry(
+    client_local: DuplexStream,
+    server_local: DuplexStream,
+    mut cut: impl FnMut(usize) -> Option<Duration>,
+) -> (usize, Stream, Stream) {
+    let (mut cr, mut cw) = tokio::io::split(client_local);
+    let (mut sr, mut sw) = tokio::io::split(server_local);
+    let (mut client, mut server) = (Stream::new(), Stream::new());
+    for leg in 0.. {
+        // A new leg: each end learns what the other has written out, as the headers say.
+        let (c_ws, s_ws) = tokio::io::duplex(256 * 1024);
+        let (c_got, s_got) = (client.delivered(), server.delivered());
+        client.resync(s_got).expect("client resyncs");
+        server.resync(c_got).expect("server resyncs");
+        let both = async {
+            tokio::join!(
+                splice_v2(TunnelSocket::new(c_ws, Role::Client, &[]), &mut cr, &mut cw, &mut client, opts()),
+                splice_v2(TunnelSocket::new(s_ws, Role::Server, &[]), &mut sr, &mut sw, &mut server, opts()),
+            )
+        };
+        let ended = match cut(leg) {
+            Some(after) => tokio::time::timeout(after, both).await.ok(),
+            None => Some(both.await),
+        };
+        match ended {
+            Some((Ok(()), Ok(()))) => return (leg + 1, client, server),
+            // One end closed and the other saw the leg end: the tunnel is over only if the
+            // stream says so.
+            Some((c, s)) => {
+                for r in [c, s] {
+                    if let Err(e) = r {
+                        assert!(e.is_network(), "a lost leg is a network error: {e}");
+                    }
+                }
+                if client.complete() && server.complete() {
+                    return (leg + 1, client, server);
+                }
+            }
+            None => {}
+        }
+    }
+    unreachable!()
+}
+
+fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+    v
+}
+
+#[tokio::test]
+async fn both_streams_arrive_whole_across_many_lost_legs() {
+    let up = random(24 << 20, 1);
+    let down = random(16 << 20, 2);
+    let (c_app, c_local) = tokio::io::duplex(64 * 1024);
+    let (s_app, s_local) = tokio::io::duplex(64 * 1024);
+    let client_app = app(c_app, up.clone());
+    let target = app(s_app, down.clone());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let (legs, client, server) = tokio::time::timeout(
+        LIMIT,
+        carry(c_local, s_local, |leg| (leg < 25).then(|| Duration::from_millis(rng.random_range(1..40)))),
+    )
+    .await
+    .expect("carried in time");
+    let (at_target, at_client) = (target.await.unwrap(), client_app.await.unwrap());
+    assert!(at_target == up, "upstream differs: {} of {} bytes", at_target.len(), up.len());
+    assert!(at_client == down, "downstream differs: {} of {} bytes", at_client.len(), down.len());
+    assert!(legs > 5, "only {legs} legs: the test did not cut any");
+    assert_eq!((client.buffered(), server.buffered()), (0, 0), "all acknowledged");
+}
+
+#[tokio::test]
+async fn eof_is_per_direction_and_the_reply_follows_it() {
+    // The client sends a request and EOF first; the target reads to EOF, then answers.
+    let (c_app, c_local) = tokio::io::duplex(64 * 1024);
+    let (s_app, s_local) = tokio::io::duplex(64 * 1024);
+    let client_app = tokio::spawn(async move {
+        let (mut r, mut w) = tokio::io::split(c_app);
+        w.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+        w.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.unwrap();
+        got
+    });
+    let target = tokio::spawn(async move {
+        let (mut r, mut w) = tokio::io::split(s_app);
+        let mut req = Vec::new();
+        r.read_to_end(&mut req).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        w.write_all(b"HTTP/1.0 200 OK\r\n\r\nhello").await.unwrap();
+        w.shutdown().await.unwrap();
+        req
+    });
+    // The first leg is lost while the target is still thinking, after the request's EOF.
+    let (legs, _, _) = tokio::time::timeout(
+        LIMIT,
+        carry(c_local, s_local, |leg| (leg == 0).then_some(Duration::from_millis(150))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(target.await.unwrap(), b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(client_app.await.unwrap(), b"HTTP/1.0 200 OK\r\n\r\nhello");
+    assert_eq!(legs, 2);
+}
+
+#[tokio::test]
+async fn a_peer_that_does_not_acknowledge_holds_the_sender_at_the_replay_limit() {
+    // The server end never runs: the client's leg is a socket nobody reads beyond its buffer.
+    let (c_app, c_local) = tokio::io::duplex(64 * 1024);
+    let (c_ws, mut s_ws) = tokio::io::duplex(REPLAY_LIMIT * 4);
+    let on_wire = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = on_wire.clone();
+    let sink = tokio::spawn(async move {
+        // Read (and drop) everything the client sends, acknowledging nothing.
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(k @ 1..) = s_ws.read(&mut buf).await {
+            counted.fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let writer = tokio::spawn(async move {
+        let (_r, mut w) = tokio::io::split(c_app);
+        let chunk = vec![7u8; 64 * 1024];
+        let mut written = 0usize;
+        while tokio::time::timeout(Duration::from_millis(500), w.write_all(&chunk)).await.is_ok() {
+            written += chunk.len();
+        }
+        written
+    });
+    let (mut cr, mut cw) = tokio::io::split(c_local);
+    let mut client = Stream::new();
+    let result = tokio::time::timeout(
+        Duration::from_secs(2),
+        splice_v2(TunnelSocket::new(c_ws, Role::Client, &[]), &mut cr, &mut cw, &mut client, opts()),
+    )
+    .await;
+    assert!(
+        result.is_err(),
+        "the pump waits for acknowledgements: {:?}",
+        result.map(|r| r.map_err(|e: SpliceError| e.to_string()))
+    );
+    assert_eq!(client.buffered(), REPLAY_LIMIT, "the replay buffer fills to its limit and no further");
+    let written = writer.await.unwrap();
+    assert!(written <= REPLAY_LIMIT + 256 * 1024, "the local side was held back: {written} bytes taken");
+    let on_wire = on_wire.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(on_wire as usize >= REPLAY_LIMIT, "what is kept was also sent: {on_wire}");
+    sink.abort();
+}
