@@ -7,6 +7,8 @@
 #   build).
 #
 # 1. The .deb's and .rpm's contents: the four binaries in /usr/bin, the .desktop entry, icons.
+#    The installed .desktop entry runs `sandbox-forward-app %u` and claims
+#    `x-scheme-handler/sandbox-forward` (links that add a sandbox).
 # 2. `apt-get install ./PACKAGE.deb`: apt resolves the declared dependencies. Every library a
 #    binary links is declared (.deb and .rpm), and every library it loads comes from a package
 #    the dependencies pull in.
@@ -216,9 +218,15 @@ echo "ok: $got"
 # 4. The app, as a user starts it from the menu entry, in a new HOME: it offers the demo
 # sandbox.
 export HOME="$home" SANDBOX_FORWARD_TOKEN_STORE=file
-exec_line="$(grep -m1 '^Exec=' "$(grep -m1 '^/usr/share/applications/.*\.desktop$' "$work/installed-files")")"
-[ "${exec_line#Exec=}" = "sandbox-forward-app" ] || fail "the .desktop entry runs '${exec_line#Exec=}'"
-SANDBOX_FORWARD_LOG=info "${exec_line#Exec=}" >"$work/app.log" 2>&1 &
+desktop_entry="$(grep -m1 '^/usr/share/applications/.*\.desktop$' "$work/installed-files")"
+exec_line="$(grep -m1 '^Exec=' "$desktop_entry")"
+# "%u": a sandbox-forward:// link the desktop hands over becomes the app's argument (the menu
+# passes none), and the entry claims the scheme, so a dashboard's link opens the Add form.
+[ "${exec_line#Exec=}" = "sandbox-forward-app %u" ] || fail "the .desktop entry runs '${exec_line#Exec=}'"
+grep -qx 'MimeType=x-scheme-handler/sandbox-forward;' "$desktop_entry" \
+    || fail "the .desktop entry does not claim sandbox-forward:// links: $(grep '^MimeType=' "$desktop_entry" || echo no MimeType line)"
+echo "ok: $(basename "$desktop_entry") runs sandbox-forward-app %u and handles x-scheme-handler/sandbox-forward"
+SANDBOX_FORWARD_LOG=info sandbox-forward-app >"$work/app.log" 2>&1 &
 app=$!
 pids+=("$app")
 control() {

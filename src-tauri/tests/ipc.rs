@@ -64,10 +64,18 @@ fn closed_port() -> u16 {
 }
 
 fn invoke(webview: &tauri::WebviewWindow<tauri::test::MockRuntime>, args: Value) -> Result<Value, Value> {
+    command(webview, "rpc", args)
+}
+
+fn command(
+    webview: &tauri::WebviewWindow<tauri::test::MockRuntime>,
+    cmd: &str,
+    args: Value,
+) -> Result<Value, Value> {
     get_ipc_response(
         webview,
         InvokeRequest {
-            cmd: "rpc".into(),
+            cmd: cmd.into(),
             callback: CallbackFn(0),
             error: CallbackFn(1),
             url: "tauri://localhost".parse().unwrap(),
@@ -142,4 +150,56 @@ fn without_a_tray_process_every_call_says_so() {
     // A request the protocol does not know is refused by the IPC layer before reaching anyone.
     let error = invoke(&webview, json!({"request": {"kind": "selfDestruct"}})).expect_err("unknown kind");
     assert!(error.as_str().is_some_and(|e| e.contains("selfDestruct")), "{error}");
+}
+
+/// A `sandbox-forward://add?…` link handed to the running app (a second launch's only argument,
+/// as the single-instance plugin passes it to the deep-link plugin) becomes the Add form,
+/// filled, for the window to take; a bad link, a sentence; `--add` (the tray's "Add sandbox…"),
+/// an empty form. Nothing reaches the tray process: a link never saves or connects anything.
+#[test]
+fn a_link_or_add_from_a_second_launch_reaches_the_add_form() {
+    use sandbox_desk::protocol::{AuthSettings, Intent};
+    use tauri_plugin_deep_link::DeepLinkExt;
+
+    let home = tempfile::tempdir().unwrap();
+    let client = ControlClient::new(Paths::from_home(home.path()).control_socket());
+    let mut context = mock_context(noop_assets());
+    // As tauri.conf.json declares it (the plugin reads only the schemes configured).
+    let conf: Value = serde_json::from_str(include_str!("../../tauri.conf.json")).unwrap();
+    context.config_mut().plugins.0.insert("deep-link".into(), conf["plugins"]["deep-link"].clone());
+    let app = sandbox_forward_app::builder(mock_builder(), client)
+        .plugin(tauri_plugin_deep_link::init())
+        .build(context)
+        .expect("build the app");
+    let webview = WebviewWindowBuilder::new(&app, sandbox_forward_app::MAIN_WINDOW, Default::default())
+        .build()
+        .unwrap();
+    sandbox_forward_app::receive_links(app.handle());
+    let take = || -> Vec<Intent> {
+        serde_json::from_value(command(&webview, "take_intents", json!({})).unwrap()).unwrap()
+    };
+    assert_eq!(take(), []);
+
+    let link = "sandbox-forward://add?name=dev&server=sandboxes.example.com\
+                &issuer=https%3A%2F%2Flogin.example.com&client_id=sandbox-forward";
+    let argv = |arg: &str| vec!["sandbox-forward-app".to_owned(), arg.to_owned()];
+    app.deep_link().handle_cli_arguments(argv(link).iter());
+    sandbox_forward_app::on_second_launch(app.handle(), &argv(link));
+    let intents = take();
+    let [Intent::AddSandbox { settings: Some(settings), link: Some(_) }] = intents.as_slice() else {
+        panic!("not one filled Add form: {intents:?}");
+    };
+    assert_eq!((settings.name.as_str(), settings.server.as_str()), ("dev", "https://sandboxes.example.com"));
+    assert!(matches!(&settings.auth, AuthSettings::Oidc { client_id, .. } if client_id == "sandbox-forward"));
+    assert_eq!(take(), [], "taken once");
+
+    app.deep_link()
+        .handle_cli_arguments(argv("sandbox-forward://add?name=dev&server=s.example.com&token=x").iter());
+    assert!(matches!(take().as_slice(), [Intent::BadLink { message }] if message.contains("token")));
+
+    sandbox_forward_app::on_second_launch(app.handle(), &argv("--add"));
+    assert_eq!(take(), [Intent::AddSandbox { settings: None, link: None }]);
+    // Another scheme's link is not ours to read.
+    app.deep_link().handle_cli_arguments(argv("https://example.com/").iter());
+    assert_eq!(take(), []);
 }

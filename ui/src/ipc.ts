@@ -1,11 +1,25 @@
-// The window's only door to the app's core: one Tauri command, `rpc`, carrying a `Request`.
+// The window's only door to the app: `rpc` carries a `Request` to the core (the tray process);
+// `take_intents` asks the window process what it was asked to show (a link, "Add sandbox…"),
+// announced by its "intent" event.
 import { invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+import type { Intent } from "./bindings/Intent";
 import type { Reply } from "./bindings/Reply";
 import type { Request } from "./bindings/Request";
 
 /** Sends one action; resolves with the state after it, rejects with an `ActionError`. */
 export function call(request: Request): Promise<Reply> {
   return invoke<Reply>("rpc", { request });
+}
+
+/** What the window process was asked to show since the last call, oldest first. */
+export function takeIntents(): Promise<Intent[]> {
+  return invoke<Intent[]>("take_intents");
+}
+
+/** Calls `handler` whenever an intent waits (a link arrived, the tray's "Add sandbox…"). */
+export function onIntent(handler: () => void): Promise<unknown> {
+  return listen("intent", handler);
 }
 
 /** The sentence to show for a failed call. The core rejects with an `ActionError`

@@ -1,6 +1,7 @@
 // Entry point: draw the window from the state, then keep the state live.
 import "./styles.css";
 import { render } from "lit-html";
+import { startIntents } from "./intents";
 import { installShortcuts } from "./keys";
 import { startPolling } from "./poll";
 import { changed, setDraw } from "./state";
@@ -14,3 +15,4 @@ setDraw(() => keepLogPinned(() => render(app(), root)));
 changed(); // "Loading…" until the first snapshot arrives
 startPolling();
 installShortcuts();
+void startIntents();

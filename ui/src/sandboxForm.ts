@@ -24,6 +24,8 @@ export interface SandboxForm {
   cookieValue: string;
   /** A cookie is stored already: its value never comes back, and an empty one keeps it. */
   cookieStored: boolean;
+  /** The link that filled this Add form, shown above it. */
+  fromLink: string | null;
   /** Credentials may go unencrypted to an http:// server or issuer off this computer. */
   allowInsecureHttp: boolean;
   errors: Partial<Record<FormField, string>>;
@@ -40,9 +42,11 @@ export type FormField =
   | "cookieName"
   | "cookieValue";
 
-export function newForm(settings: SandboxSettings | null): SandboxForm {
+/** The form for `settings`: editing them, or (`adding`) a new sandbox filled in with them. */
+export function newForm(settings: SandboxSettings | null, opts: { adding?: boolean; link?: string | null } = {}): SandboxForm {
   const form: SandboxForm = {
-    original: settings?.name ?? null,
+    original: opts.adding ? null : (settings?.name ?? null),
+    fromLink: opts.link ?? null,
     name: settings?.name ?? "",
     server: settings?.server ?? "",
     remoteFolder: settings?.remoteFolder ?? DEFAULT_FOLDER,

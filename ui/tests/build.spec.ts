@@ -14,7 +14,10 @@ test("the production build runs under a strict CSP", async ({ page }) => {
     w.violations = [];
     document.addEventListener("securitypolicyviolation", (e) => w.violations.push(`${e.violatedDirective} ${e.blockedURI}`));
     w.__TAURI_INTERNALS__ = {
+      transformCallback: () => 1,
       invoke: async (cmd: string) => {
+        if (cmd === "take_intents") return [];
+        if (cmd === "plugin:event|listen") return 1;
         if (cmd !== "rpc") throw `unknown command ${cmd}`;
         return {
           snapshot: {
@@ -37,6 +40,7 @@ test("the production build runs under a strict CSP", async ({ page }) => {
 
   await page.goto(`${distURL}/`);
   await expect(page.getByTestId("empty-state")).toBeVisible();
+  await expect(page.getByTestId("link-error")).toHaveCount(0);
   // The stylesheet applied (a blocked one would leave the default white background).
   await page.emulateMedia({ colorScheme: "dark" });
   expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe("rgb(22, 24, 29)");

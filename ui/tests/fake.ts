@@ -1,6 +1,8 @@
 // An in-memory stand-in for the app's core, speaking the real protocol types: enough state
 // (sandboxes, forwards, preferences, log) to assert what the window does with it.
+import { emit } from "@tauri-apps/api/event";
 import type { ForwardView } from "../src/bindings/ForwardView";
+import type { Intent } from "../src/bindings/Intent";
 import type { LogEntry } from "../src/bindings/LogEntry";
 import type { Preferences } from "../src/bindings/Preferences";
 import type { Reply } from "../src/bindings/Reply";
@@ -16,6 +18,8 @@ export interface FakeSeed {
   listening?: Record<string, { port: number; process: string | null }[]>;
   /** The app could run a demo sandbox and none exists. */
   demoAvailable?: boolean;
+  /** What the window process holds for the window at start (the link it was launched with). */
+  intents?: Intent[];
   /** Requests of these kinds fail with this message (an ActionError). */
   failures?: Partial<Record<Request["kind"], string>>;
 }
@@ -39,6 +43,8 @@ export class FakeCore {
   private state: Snapshot;
   /** Stored cookie values, which the snapshot never carries. */
   private readonly cookies = new Map<string, string>();
+  /** What `take_intents` answers next (the window process's inbox). */
+  private intents: Intent[];
   private clock = 1_767_225_600; // 2026-01-01 00:00:00 UTC
   private nextPort = 49200;
 
@@ -52,6 +58,13 @@ export class FakeCore {
       version: "0.1.0",
     };
     for (const [kind, message] of Object.entries(seed.failures ?? {})) this.failures.set(kind, message);
+    this.intents = structuredClone(seed.intents ?? []);
+  }
+
+  /** As the window process does when a link or "Add sandbox…" reaches the running app. */
+  async deliver(...intents: Intent[]): Promise<void> {
+    this.intents.push(...intents);
+    await emit("intent");
   }
 
   fail(kind: Request["kind"], message: string): void {
@@ -63,7 +76,8 @@ export class FakeCore {
   }
 
   /** The Tauri command handler. */
-  handle(cmd: string, args: unknown): Reply {
+  handle(cmd: string, args: unknown): Reply | Intent[] {
+    if (cmd === "take_intents") return this.intents.splice(0);
     if (cmd !== "rpc") throw `unknown command ${cmd}`;
     const request = structuredClone((args as { request: Request }).request);
     this.requests.push(request);

@@ -6,5 +6,5 @@ import { FakeCore } from "./fake";
 
 const fake = new FakeCore(window.__FAKE_SEED__ ?? {});
 window.fake = fake;
-mockIPC((cmd, args) => fake.handle(cmd, args));
+mockIPC((cmd, args) => fake.handle(cmd, args), { shouldMockEvents: true });
 void import("../src/main");

@@ -268,3 +268,16 @@ pub struct ActionError {
 
 /// What travels back over the control socket and the window's IPC.
 pub type Outcome = Result<Reply, ActionError>;
+
+/// What the window is asked to show when it opens or comes forward: the tray's "Add sandbox…",
+/// or a `sandbox-forward://add?…` link the system handed to the app. The window takes these from
+/// the window process (its `take_intents` command), never from the tray process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Intent {
+    /// Open the Add form: empty, or filled from a link (every value shown; nothing is saved,
+    /// connected or signed in until the user saves).
+    AddSandbox { settings: Option<SandboxSettings>, link: Option<String> },
+    /// A link that cannot be used, and why (one sentence).
+    BadLink { message: String },
+}

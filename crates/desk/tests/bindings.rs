@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sandbox_desk::protocol::{ActionError, Reply, Request};
+use sandbox_desk::protocol::{ActionError, Intent, Reply, Request};
 use ts_rs::{Config, TS};
 
 fn read_dir(dir: &Path) -> BTreeMap<String, String> {
@@ -28,6 +28,7 @@ fn ui_bindings_match_the_protocol() {
     Request::export_all(&cfg).unwrap();
     Reply::export_all(&cfg).unwrap();
     ActionError::export_all(&cfg).unwrap();
+    Intent::export_all(&cfg).unwrap();
     let generated = read_dir(fresh.path());
     assert!(generated.contains_key("Request.ts") && generated.contains_key("Snapshot.ts"));
 

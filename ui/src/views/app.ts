@@ -1,8 +1,9 @@
 // The window's layout: sidebar, main pane (one view at a time), activity log, toasts.
 import { html, nothing } from "lit-html";
-import { selectedSandbox, state } from "../state";
+import { place, selectedSandbox, state } from "../state";
 import { detailView } from "./detail";
 import { emptyView } from "./empty";
+import { feedbackLine } from "./feedback";
 import { sandboxFormView } from "./form";
 import { logPanel } from "./log";
 import { preferencesView } from "./preferences";
@@ -18,6 +19,7 @@ export function app() {
               Can't reach Sandbox Forward's core: ${state.lostContact}
             </div>`
           : nothing}
+        ${feedbackLine(place.link, "link")}
         <div class="content">${content()}</div>
         ${logPanel()}
       </main>

@@ -92,6 +92,13 @@ export function sandboxFormView(form: SandboxForm) {
       </p>
     </header>
 
+    ${form.fromLink !== null
+      ? html`<div class="link-notice" role="note" data-testid="form-from-link">
+          <p><strong>Filled in from a link.</strong> Check every value below: nothing is saved, connected or signed in until you add the sandbox.</p>
+          <p class="muted small link-text" data-testid="form-link">${form.fromLink}</p>
+        </div>`
+      : nothing}
+
     ${field({ field: "name", label: "Name", hint: "Letters, digits, - and _. You will type ssh NAME.", placeholder: "my-sandbox" })}
     ${field({ field: "server", label: "Server", placeholder: "https://sandboxes.example.com", type: "url" })}
 

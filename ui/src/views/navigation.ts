@@ -11,10 +11,11 @@ export function showSandbox(name: string | null = state.selected): void {
   changed();
 }
 
-/** Opens the add (settings null) or edit form, focused on its first field. */
-export function openForm(settings: SandboxSettings | null): void {
+/** Opens the add (settings null) or edit form, focused on its first field. `adding` with
+ * settings: the Add form filled in (from `link`). */
+export function openForm(settings: SandboxSettings | null, opts: { adding?: boolean; link?: string | null } = {}): void {
   setFeedback(place.form, null);
-  state.view = { kind: "form", form: newForm(settings) };
+  state.view = { kind: "form", form: newForm(settings, opts) };
   afterNextDraw(() => document.getElementById("sb-name")?.focus());
 }
 
