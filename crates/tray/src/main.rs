@@ -123,7 +123,9 @@ async fn run(host: tray::Host) -> anyhow::Result<()> {
                         }
                     });
                 }
-                Some(Action::OpenWindow) => open_window(&app_binary),
+                Some(Action::OpenWindow) => open_window(&app_binary, &[]),
+                // The window opens on the Add form (a running one is brought forward with it).
+                Some(Action::AddSandbox) => open_window(&app_binary, &[sandbox_desk::intent::ADD_ARG]),
                 Some(Action::Quit) | None => break,
             },
             _ = shutdown_signal() => break,
@@ -140,8 +142,8 @@ async fn run(host: tray::Host) -> anyhow::Result<()> {
 }
 
 /// Starts the window process (it focuses an existing window if one is open).
-fn open_window(app: &Path) {
-    match sandbox_core::detached::spawn(app) {
+fn open_window(app: &Path, args: &[&str]) {
+    match sandbox_core::detached::spawn_with(app, args) {
         Ok(mut child) => {
             std::thread::spawn(move || child.wait());
         }

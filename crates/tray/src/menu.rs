@@ -10,6 +10,8 @@ pub enum Action {
     Request(Request),
     /// Open (or focus) the window.
     OpenWindow,
+    /// Open (or focus) the window on the Add form.
+    AddSandbox,
     /// Stop the app.
     Quit,
 }
@@ -84,6 +86,7 @@ pub fn menu(snapshot: &Snapshot) -> Vec<Entry> {
             action: Some(Action::Request(Request::AddDemo)),
         });
     }
+    entries.push(Entry::Item { label: "Add sandbox…".into(), action: Some(Action::AddSandbox) });
     entries.push(Entry::Separator);
     entries.push(Entry::Item { label: "Open Sandbox Forward…".into(), action: Some(Action::OpenWindow) });
     let mut preferences = snapshot.preferences.clone();
@@ -388,5 +391,16 @@ mod tests {
         };
         assert!(!menu(&Snapshot::default()).contains(&add));
         assert!(menu(&Snapshot { demo_available: true, ..Snapshot::default() }).contains(&add));
+    }
+
+    /// "Add sandbox…" is always there, with or without sandboxes, before the window's entry.
+    #[test]
+    fn add_sandbox_opens_the_window_on_the_add_form() {
+        let add = Entry::Item { label: "Add sandbox…".into(), action: Some(Action::AddSandbox) };
+        for snap in [Snapshot::default(), snapshot(Health::Ready, None, vec![])] {
+            let menu = menu(&snap);
+            let at = menu.iter().position(|e| *e == add).unwrap_or_else(|| panic!("{menu:?}"));
+            assert_eq!(menu[at + 1], Entry::Separator);
+        }
     }
 }
