@@ -1,7 +1,8 @@
-//! The tunnel under faults (issue 13, protocol v1): a tunnel that breaks reaches the local
-//! application as a broken connection (RST, non-zero exit), never as a clean end; and a local
-//! side that finishes sending still gets the whole reply (half-close, between our CLI and our
-//! agent). Faults come from `support::fault::FaultProxy` between the CLI and the agent.
+//! The tunnel under faults (issue 13): in protocol v1 a tunnel that breaks reaches the local
+//! application as a broken connection (RST, non-zero exit), never as a clean end; in v2 the
+//! same faults pass unnoticed (the tunnel resumes); and in both a local side that finishes
+//! sending still gets the whole reply (half-close). Faults come from
+//! `support::fault::FaultProxy` between the CLI and the agent.
 //!
 //! Unix only: these drive the pod side (`sandbox-agent`, Unix by design).
 #![cfg(unix)]
@@ -58,17 +59,36 @@ fn reply_after_eof_server(delay: Duration, extra: usize) -> u16 {
     port
 }
 
-/// `sandbox-forward proxy --server URL --port PORT` plus `args`, its pipes as given.
+/// Tunnel protocol versions the client can be held to.
+#[derive(Clone, Copy, Debug)]
+enum Protocol {
+    V1,
+    V2,
+}
+
+/// `sandbox-forward proxy --server URL --port PORT` plus `args`, its pipes as given, in
+/// protocol v1 (these are v1's fault semantics; see [`proxy_in`]).
 fn proxy(home: &Home, server: &str, port: u16, args: &[&str]) -> std::process::Command {
+    proxy_in(Protocol::V1, home, server, port, args)
+}
+
+fn proxy_in(p: Protocol, home: &Home, server: &str, port: u16, args: &[&str]) -> std::process::Command {
     let mut c = home.cli(&["proxy", "--server", server, "--port", &port.to_string()]);
     c.args(args);
+    if let Protocol::V1 = p {
+        c.env("SANDBOX_FORWARD_TUNNEL_PROTOCOL", "v1");
+    }
     c
 }
 
 /// Starts `proxy --port` listening on a free local port and waits until it accepts.
 fn forward(home: &Home, server: &str, port: u16) -> (Guard, u16) {
+    forward_in(Protocol::V1, home, server, port)
+}
+
+fn forward_in(p: Protocol, home: &Home, server: &str, port: u16) -> (Guard, u16) {
     let local = free_port();
-    let child = proxy(home, server, port, &["--local-port", &local.to_string()])
+    let child = proxy_in(p, home, server, port, &["--local-port", &local.to_string()])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -120,6 +140,40 @@ fn a_reset_mid_download_reaches_the_local_app_as_a_reset_not_an_end() {
     again.set_read_timeout(Some(T)).unwrap();
     read_some(&mut again, 1 << 20);
     assert!(fault.accepted() > before, "the second connection did not go through the proxy");
+}
+
+/// Protocol v2: the same resets pass unnoticed — the download arrives whole, byte for byte.
+#[test]
+fn in_v2_resets_mid_download_resume_and_every_byte_arrives() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let fault = FaultProxy::start(agent.port);
+    let home = Home::new();
+    let (_proxy, local) = forward_in(Protocol::V2, &home, &fault.url(), download_server());
+
+    let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    let mut got = 0;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut resets = 0;
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                assert!(buf[..n].iter().all(|&b| b == 7), "a byte changed on the way");
+                got += n;
+            }
+            Err(e) => panic!("the download broke after {got} bytes and {resets} resets: {e}"),
+        }
+        // Five resets spread over the download.
+        if resets < 5 && got > (resets + 1) * (DOWNLOAD / 7) {
+            fault.reset_all();
+            resets += 1;
+        }
+    }
+    assert_eq!(resets, 5);
+    assert_eq!(got, DOWNLOAD, "the download ended early");
+    assert!(fault.accepted() >= 6, "the resets did not cut the tunnel: {} connections", fault.accepted());
 }
 
 #[test]
@@ -193,6 +247,15 @@ fn proxy_stdio_exits_non_zero_naming_the_cause_when_the_tunnel_is_reset() {
 
 #[test]
 fn half_close_a_local_eof_still_gets_the_whole_reply() {
+    half_close(Protocol::V1);
+}
+
+#[test]
+fn half_close_in_v2_a_local_eof_still_gets_the_whole_reply() {
+    half_close(Protocol::V2);
+}
+
+fn half_close(p: Protocol) {
     let workspace = tempfile::tempdir().unwrap();
     let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
     let home = Home::new();
@@ -200,7 +263,7 @@ fn half_close_a_local_eof_still_gets_the_whole_reply() {
     // server that answers only once the request has ended, and only after 6 s (longer than the
     // 5 s the client used to wait after its EOF).
     let slow = reply_after_eof_server(Duration::from_secs(6), 0);
-    let mut child = proxy(&home, &agent.url(), slow, &["--stdio"])
+    let mut child = proxy_in(p, &home, &agent.url(), slow, &["--stdio"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -213,7 +276,7 @@ fn half_close_a_local_eof_still_gets_the_whole_reply() {
 
     // The same through `proxy --port`, with a reply larger than every buffer on the way.
     let big = 8 << 20;
-    let (_proxy, local) = forward(&home, &agent.url(), reply_after_eof_server(Duration::ZERO, big));
+    let (_proxy, local) = forward_in(p, &home, &agent.url(), reply_after_eof_server(Duration::ZERO, big));
     let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
     c.set_read_timeout(Some(T)).unwrap();
     c.write_all(&[1u8; 100_000]).unwrap();
@@ -313,6 +376,7 @@ fn proxy_ssh_exits_non_zero_naming_the_cause_when_the_tunnel_is_reset() {
     let home = Home::new();
     let mut child = home
         .cli(&["proxy", "--ssh", "--server", &fault.url()])
+        .env("SANDBOX_FORWARD_TUNNEL_PROTOCOL", "v1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

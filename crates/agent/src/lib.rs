@@ -153,6 +153,8 @@ pub struct AgentConfig {
     pub port_forward: bool,
     /// Owners, gateway secret, browser origins, key bounds.
     pub trust: Trust,
+    /// Protocol v2: the resume window and the caps on suspended tunnels.
+    pub tunnels: http::TunnelLimits,
 }
 
 impl AgentConfig {
@@ -231,7 +233,8 @@ pub async fn run_with(
         let port = listener.local_addr()?.port();
         let host_key = HostKey::generate();
         let public = host_key.openssh_public();
-        let server = SshServer::new(host_key, keys.clone(), config.workspace.clone());
+        let server =
+            SshServer::new(host_key, keys.clone(), config.workspace.clone(), config.tunnels.resume_window);
         let injector = server.injector(listener.local_addr()?, shutdown.clone());
         tokio::spawn(server.serve(listener, shutdown.clone()));
         tracing::info!(port, "embedded SSH server listening on 127.0.0.1");

@@ -75,6 +75,11 @@ struct Args {
     /// 408 and its connection is closed.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     request_timeout: u64,
+    /// Seconds a tunnel whose connection dropped is kept for the client to resume (tunnel
+    /// protocol v2): the pod-side connection — an SSH session, a forwarded TCP connection —
+    /// stays open meanwhile. 0 turns resumption off (every tunnel speaks protocol v1).
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    resume_window: u64,
 }
 
 /// One thread: a tunnelled ssh packet passes from the WebSocket pump to the SSH server task and
@@ -120,10 +125,20 @@ async fn main() -> anyhow::Result<()> {
         allowed_origins: args.allow_origin,
         key_limits: Default::default(),
     };
+    let tunnels = sandbox_agent::http::TunnelLimits {
+        resume_window: std::time::Duration::from_secs(args.resume_window),
+        ..Default::default()
+    };
     let workspace = std::fs::canonicalize(&args.workspace)
         .map_err(|e| anyhow::anyhow!("workspace {}: {e}", args.workspace.display()))?;
-    let config =
-        AgentConfig { workspace, auth, ssh: !args.no_ssh, port_forward: !args.no_port_forward, trust };
+    let config = AgentConfig {
+        workspace,
+        auth,
+        ssh: !args.no_ssh,
+        port_forward: !args.no_port_forward,
+        trust,
+        tunnels,
+    };
     // Refuse before binding, so nothing ever listened with a configuration we refuse.
     config.check(args.api_addr)?;
     let listener = tokio::net::TcpListener::bind(args.api_addr)

@@ -80,7 +80,7 @@ async fn fixture() -> Fixture {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("local addr").port();
     let shutdown = CancellationToken::new();
-    let server = SshServer::new(HostKey::generate(), keys, workspace.clone());
+    let server = SshServer::new(HostKey::generate(), keys, workspace.clone(), Duration::from_secs(120));
     tokio::spawn(server.serve(listener, shutdown.clone()));
     Fixture { dir, workspace, key, port, shutdown }
 }

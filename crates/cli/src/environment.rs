@@ -90,6 +90,19 @@ pub fn sandbox_names() -> Vec<clap_complete::engine::CompletionCandidate> {
         .collect()
 }
 
+/// `SANDBOX_FORWARD_TUNNEL_PROTOCOL=v1`: tunnels offer protocol v1 only (benchmarks, tests, a
+/// gateway that mangles subprotocols).
+pub fn tunnel_protocol_v1() -> bool {
+    std::env::var(sandbox_core::tunnel::PROTOCOL_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("v1"))
+}
+
+/// The ProxyCommand's log file, opened for appending (0600), or `None` when it cannot be: a
+/// log is never a reason for the tunnel to fail.
+pub fn proxy_log() -> Option<std::fs::File> {
+    let paths = installation().ok()?.paths;
+    sandbox_core::fsutil::open_log(&paths.proxy_log()).ok()
+}
+
 /// Whether log lines on stderr may carry ANSI colour: only on a terminal, and not when
 /// `NO_COLOR` is set to anything non-empty (<https://no-color.org>).
 pub fn log_colour() -> bool {

@@ -21,18 +21,10 @@ fn main() -> std::process::ExitCode {
         1 => "info",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SANDBOX_FORWARD_LOG").unwrap_or_else(
-            |_| {
-                tracing_subscriber::EnvFilter::new(format!(
-                    "sandbox_core={level},sandbox_wire={level},sandbox_forward={level}"
-                ))
-            },
-        ))
-        .with_writer(std::io::stderr)
-        .with_ansi(environment::log_colour())
-        .with_target(false)
-        .init();
+    init_logging(&cli, level);
+    if environment::tunnel_protocol_v1() {
+        sandbox_core::tunnel::offer_v1_only();
+    }
     // One thread: the CLI's tunnels are I/O-bound, and a single thread that blocks in epoll and
     // runs the woken task itself avoids cross-thread wake-ups on every packet (measured: 1 B
     // round trip through proxy and agent ~180 -> ~140 us).
@@ -48,4 +40,32 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Log lines go to stderr at `level`. A tunnel on stdio (`proxy --ssh`, the ProxyCommand, and
+/// `proxy --stdio`) also logs at `info` to a file under the state directory: a resuming tunnel
+/// reports only there, since the terminal is ssh's (`~/.config/sandbox/logs/proxy.log`).
+fn init_logging(cli: &cli::Cli, level: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    let filter = |level: &str| {
+        EnvFilter::new(format!("sandbox_core={level},sandbox_wire={level},sandbox_forward={level}"))
+    };
+    let stderr_filter = EnvFilter::try_from_env("SANDBOX_FORWARD_LOG").unwrap_or_else(|_| filter(level));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(environment::log_colour())
+        .with_target(false)
+        .with_filter(stderr_filter);
+    let on_stdio = matches!(&cli.command, cli::Command::Proxy(p) if p.ssh || p.stdio);
+    let file = on_stdio.then(environment::proxy_log).flatten().map(|file| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .with_target(false)
+            .with_filter(filter("info"))
+    });
+    tracing_subscriber::registry().with(stderr).with(file).init();
 }

@@ -12,6 +12,7 @@ use sandbox_wire::api::{
     LISTENING_PORTS_PATH, SSH_PORT_PATH,
 };
 use sandbox_wire::handshake::{self, HandshakeError};
+use sandbox_wire::resume;
 use sandbox_wire::tunnel::{Role, TunnelSocket};
 
 use crate::auth::{AuthError, Credentials};
@@ -101,6 +102,45 @@ pub enum ApiError {
     /// The WebSocket handshake failed below HTTP.
     #[error("WebSocket handshake with {url} failed: {detail}")]
     Handshake { url: String, detail: String },
+    /// 410 to a resume: the server no longer holds the tunnel.
+    #[error("{server} no longer holds this tunnel (410 Gone): its resume window passed or the sandbox agent restarted, and what was in flight is lost; reconnect")]
+    TunnelGone { server: String },
+}
+
+/// What a tunnel request asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Offer<'a> {
+    /// Protocol v1 only.
+    V1,
+    /// Protocol v2 if the server speaks it, else v1.
+    V2,
+    /// The next leg of the v2 tunnel `token`, whose peer stream we have written out up to
+    /// `received` bytes.
+    Resume { token: &'a str, received: u64 },
+}
+
+impl Offer<'_> {
+    fn is_resume(&self) -> bool {
+        matches!(self, Offer::Resume { .. })
+    }
+}
+
+/// One WebSocket of a tunnel.
+pub struct Leg {
+    pub socket: TunnelSocket<Transport>,
+    /// Protocol v2's terms, when the server speaks it.
+    pub v2: Option<LegV2>,
+}
+
+/// What the server said about a v2 leg.
+#[derive(Debug, Clone)]
+pub struct LegV2 {
+    /// The tunnel's resume token. Secret: it is never logged.
+    pub token: String,
+    /// Bytes of our stream the server has written out.
+    pub received: u64,
+    /// How long the server keeps the tunnel after a lost leg.
+    pub window: Duration,
 }
 
 /// What we call ourselves in requests.
@@ -222,32 +262,88 @@ impl ApiClient {
         }
     }
 
-    /// Opens `/api/port-forward?port=N` as a WebSocket carrying raw TCP to `127.0.0.1:N` in the pod.
+    /// Opens a tunnel to `port` in the pod in tunnel protocol v1 (one WebSocket, no resumption).
     pub async fn open_tunnel(&self, port: u16) -> Result<TunnelSocket<Transport>, ApiError> {
+        Ok(self.open_leg(port, Offer::V1).await?.socket)
+    }
+
+    /// Opens a tunnel to `port` in the pod, or the next leg of one ([`Offer::Resume`]).
+    ///
+    /// A v2 offer gets a v1 tunnel from a server that does not know v2 (the original); a
+    /// resume is v2 or nothing.
+    pub async fn open_leg(&self, port: u16, offer: Offer<'_>) -> Result<Leg, ApiError> {
         let url = self.endpoint.server.port_forward(port);
         let mut headers = self.auth_headers().await?;
         headers.insert(http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT));
+        if !matches!(offer, Offer::V1) {
+            headers.insert(
+                http::header::SEC_WEBSOCKET_PROTOCOL,
+                http::HeaderValue::from_static(resume::SUBPROTOCOL),
+            );
+        }
+        if let Offer::Resume { token, received } = offer {
+            let mut value = http::HeaderValue::from_str(token).map_err(|_| ApiError::Handshake {
+                url: url.to_string(),
+                detail: "the resume token is not a valid header value".into(),
+            })?;
+            value.set_sensitive(true);
+            headers.insert(resume::RESUME_HEADER, value);
+            headers.insert(resume::RECEIVED_HEADER, http::HeaderValue::from(received));
+        }
         let mut transport = net::connect(&self.endpoint.server, self.tunnel_tls.as_ref()).await?;
         let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
         let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
         let upgrade = handshake::client(&mut transport, host, target, &headers);
-        match tokio::time::timeout(self.upgrade_timeout, upgrade).await {
-            Err(_) => Err(NetError::Timeout {
-                addr: url.to_string(),
-                phase: net::TimeoutPhase::Upgrade,
-                after: self.upgrade_timeout,
+        let upgraded = match tokio::time::timeout(self.upgrade_timeout, upgrade).await {
+            Err(_) => {
+                return Err(NetError::Timeout {
+                    addr: url.to_string(),
+                    phase: net::TimeoutPhase::Upgrade,
+                    after: self.upgrade_timeout,
+                }
+                .into())
             }
-            .into()),
-            Ok(Ok(read_ahead)) => Ok(TunnelSocket::new(transport, Role::Client, &read_ahead)),
+            Ok(Ok(upgraded)) => upgraded,
+            Ok(Err(HandshakeError::Refused { status, .. })) if status == 410 && offer.is_resume() => {
+                return Err(ApiError::TunnelGone { server: self.endpoint.server.to_string() })
+            }
             Ok(Err(HandshakeError::Refused { status, body })) => {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                Err(self.status_error(status, &body, &url, Feature::PortForward, true))
+                return Err(self.status_error(status, &body, &url, Feature::PortForward, true));
             }
-            Ok(Err(e)) => Err(ApiError::Handshake {
-                url: url.to_string(),
-                detail: untrusted::one_line(&e.to_string(), MAX_DETAIL),
-            }),
-        }
+            Ok(Err(e)) => {
+                return Err(ApiError::Handshake {
+                    url: url.to_string(),
+                    detail: untrusted::one_line(&e.to_string(), MAX_DETAIL),
+                })
+            }
+        };
+        let bad = |detail: &str| ApiError::Handshake { url: url.to_string(), detail: detail.into() };
+        let v2 = match upgraded.protocol() {
+            Some(resume::SUBPROTOCOL) => {
+                let received = match upgraded.header(resume::RECEIVED_HEADER) {
+                    Some(n) => n.parse().map_err(|_| bad("the resume answer has an invalid byte count"))?,
+                    None if offer.is_resume() => return Err(bad("the resume answer has no byte count")),
+                    None => 0,
+                };
+                let token = match (offer, upgraded.header(resume::RESUME_HEADER)) {
+                    (Offer::Resume { token, .. }, _) => token.to_owned(),
+                    (_, Some(token)) if !token.is_empty() => token.to_owned(),
+                    _ => return Err(bad("the v2 answer has no resume token")),
+                };
+                let window = upgraded
+                    .header(resume::WINDOW_HEADER)
+                    .and_then(|s| s.parse().ok())
+                    .map(Duration::from_secs)
+                    .unwrap_or(resume::DEFAULT_RESUME_WINDOW);
+                Some(LegV2 { token, received, window })
+            }
+            _ if offer.is_resume() => {
+                return Err(bad("the server answered a resume in protocol v1: it no longer resumes tunnels"))
+            }
+            _ => None,
+        };
+        Ok(Leg { socket: TunnelSocket::new(transport, Role::Client, &upgraded.read_ahead), v2 })
     }
 
     /// The credential headers of one request, with a fresh token from the sign-in if any.

@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sandbox_wire::tunnel::{splice, SpliceError, SpliceOptions, Traffic};
+use sandbox_wire::tunnel::{SpliceOptions, Traffic};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::api::{ApiClient, ApiError};
+use crate::tunnel::{self, Resuming};
 
 /// Why a forward could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,44 +31,7 @@ pub enum ForwardError {
     OwnListener { port: u16 },
 }
 
-/// Why one tunnelled connection ended badly.
-#[derive(Debug, thiserror::Error)]
-pub enum TunnelError {
-    /// The tunnel could not be opened.
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    /// The tunnel broke while in use. Not a `source`: the message already holds the cause,
-    /// and a chain printer (`{:#}`) would repeat it.
-    #[error("{err}{advice}", err = .0, advice = advice(.0))]
-    Splice(SpliceError),
-    /// The local socket failed.
-    #[error("local socket failed: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl From<SpliceError> for TunnelError {
-    fn from(e: SpliceError) -> Self {
-        TunnelError::Splice(e)
-    }
-}
-
-/// What to do about a broken tunnel, for the one line the user sees.
-fn advice(e: &SpliceError) -> &'static str {
-    match e {
-        // Protocol v1 cannot resume: the connection through the tunnel is gone for good.
-        e if e.is_network() => {
-            "; what was in flight is lost (the tunnel cannot resume): reconnect once the network is back (`sandbox-forward status` checks the server)"
-        }
-        SpliceError::Closed { reason, .. } if reason == sandbox_wire::tunnel::DIAL_FAILED => {
-            ": start the service in the sandbox, or check the port"
-        }
-        SpliceError::Closed { .. } => "; reconnect, and if it happens again see the sandbox agent's log",
-        SpliceError::Protocol(_) | SpliceError::Unsupported(_) => {
-            "; check that --server is the sandbox's server and not another WebSocket service"
-        }
-        _ => "",
-    }
-}
+pub use crate::tunnel::TunnelError;
 
 /// Live numbers of one forward, read by `status` and the app.
 #[derive(Debug, Default)]
@@ -80,6 +44,8 @@ pub struct ForwardStats {
     pub traffic: Traffic,
     /// The most recent failure, one line.
     pub last_error: Mutex<Option<String>>,
+    /// Connections whose tunnel is resuming right now.
+    pub resuming: Resuming,
 }
 
 impl ForwardStats {
@@ -214,12 +180,11 @@ async fn carry(
     stats: &ForwardStats,
 ) -> Result<(), TunnelError> {
     socket.set_nodelay(true)?;
-    let ws = api.open_tunnel(remote_port).await?;
     // Borrowed halves: the socket stays ours, to be reset on a failure (an owned write half
     // would send a FIN as it drops).
     let (r, w) = socket.split();
-    splice(ws, r, w, SpliceOptions { traffic: Some(&stats.traffic), ..Default::default() }).await?;
-    Ok(())
+    let opts = SpliceOptions { traffic: Some(&stats.traffic), ..Default::default() };
+    tunnel::carry(api, remote_port, r, w, opts, Some(&stats.resuming)).await
 }
 
 /// Makes the coming close of `socket` a reset (`SO_LINGER 0`: RST, unsent bytes discarded).
@@ -235,9 +200,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let ws = api.open_tunnel(remote_port).await?;
-    splice(ws, input, output, SpliceOptions::default()).await?;
-    Ok(())
+    tunnel::carry(api, remote_port, input, output, SpliceOptions::default(), None).await
 }
 
 #[cfg(test)]

@@ -66,6 +66,8 @@ pub struct ForwardStatus {
     pub bytes_received: u64,
     /// Most recent connection failure.
     pub last_error: Option<String>,
+    /// Some connection's tunnel is resuming (protocol v2): for how long, the oldest.
+    pub reconnecting_for: Option<std::time::Duration>,
 }
 
 struct Running {
@@ -170,6 +172,7 @@ impl Forwards {
                     bytes_sent,
                     bytes_received,
                     last_error: r.stats.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                    reconnecting_for: r.stats.resuming.since().map(|since| since.elapsed()),
                 }
             })
             .collect()

@@ -108,6 +108,27 @@ fn replace(path: &Path, bytes: &[u8], new_mode: u32, keep: Option<fs::Permission
     Ok(())
 }
 
+/// Largest a log file grows before it is moved aside to `NAME.1` (one old log is kept).
+const MAX_LOG: u64 = 1 << 20;
+
+/// Opens a log file for appending, private to the user (its directory 0700, the file 0600:
+/// a log names servers and ports). One beyond [`MAX_LOG`] is moved to `NAME.1` first.
+pub fn open_log(path: &Path) -> io::Result<fs::File> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    if fs::metadata(path).is_ok_and(|m| m.len() > MAX_LOG) {
+        let mut old = path.as_os_str().to_owned();
+        old.push(".1");
+        let _ = fs::rename(path, old);
+    }
+    let mut options = fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// Deletes `path`; a file that is already gone is fine. Returns whether it existed.
 pub fn remove_file(path: &Path) -> io::Result<bool> {
     match fs::remove_file(path) {

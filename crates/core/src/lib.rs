@@ -27,4 +27,5 @@ pub mod setup;
 pub mod ssh_config;
 pub mod ssh_proxy;
 pub mod stdio;
+pub mod tunnel;
 pub mod untrusted;

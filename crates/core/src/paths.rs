@@ -81,6 +81,16 @@ impl Paths {
         self.config_dir.join("demo")
     }
 
+    /// Logs of background work: the ProxyCommand's tunnels (what ssh's terminal must not show).
+    pub fn logs_dir(&self) -> PathBuf {
+        self.config_dir.join("logs")
+    }
+
+    /// The log of `proxy --ssh` / `--stdio`: lost and resumed tunnels.
+    pub fn proxy_log(&self) -> PathBuf {
+        self.logs_dir().join("proxy.log")
+    }
+
     /// Runtime files of the app's processes (mode 0700).
     pub fn run_dir(&self) -> PathBuf {
         self.config_dir.join("run")

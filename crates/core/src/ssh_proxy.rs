@@ -116,7 +116,13 @@ pub async fn check_tunnel(api: &ApiClient, port: u16) -> Result<(), SshProxyErro
     let (their_read, their_write) = tokio::io::split(theirs);
     // Our write half stays open (unused) until the greeting is in: its end is the tunnel's EOF.
     let (mut read, write) = tokio::io::split(ours);
-    let pump = forward::stdio(api, port, their_read, their_write);
+    // Protocol v1: a probe dropped after the greeting must not leave a suspended v2 tunnel
+    // (and an SSH connection) waiting on the agent for its resume window.
+    let pump = async {
+        let ws = api.open_tunnel(port).await?;
+        sandbox_wire::tunnel::splice(ws, their_read, their_write, Default::default()).await?;
+        Ok::<(), TunnelError>(())
+    };
     tokio::pin!(pump);
     let greeting = async {
         let mut got = Vec::new();

@@ -30,8 +30,31 @@ pub enum HandshakeError {
     Invalid(String),
 }
 
-/// Sends `GET path` to upgrade `io` to a WebSocket, with `headers` added (credentials), and
-/// reads the answer. Returns the bytes that followed the answer's head: the first frames.
+/// A completed upgrade.
+#[derive(Debug)]
+pub struct Upgraded {
+    /// The bytes that followed the answer's head: the first frames.
+    pub read_ahead: Vec<u8>,
+    /// The answer's headers (a subprotocol, tunnel protocol v2's resume token).
+    pub headers: http::HeaderMap,
+}
+
+impl Upgraded {
+    /// The subprotocol the server chose, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.header(http::header::SEC_WEBSOCKET_PROTOCOL.as_str())
+    }
+
+    /// One header of the answer, as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    }
+}
+
+/// Sends `GET path` to upgrade `io` to a WebSocket, with `headers` added (credentials, the
+/// subprotocols offered), and reads the answer.
+///
+/// A subprotocol in the answer that `headers` did not offer fails the upgrade (RFC 6455 §4.1).
 ///
 /// `host` is the request's Host header (`host[:port]`), `path` its target (`/p?q`); both come
 /// from a parsed URL, and header values cannot hold a line break, so nothing here can inject a
@@ -41,7 +64,7 @@ pub async fn client<S>(
     host: &str,
     path: &str,
     headers: &http::HeaderMap,
-) -> Result<Vec<u8>, HandshakeError>
+) -> Result<Upgraded, HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -62,7 +85,7 @@ where
     io.flush().await?;
 
     let mut buf = Vec::with_capacity(1024);
-    let (status, head_len, accept, upgrade, body_len) = loop {
+    let (status, head_len, accept, upgrade, body_len, answer) = loop {
         let mut parsed = [httparse::EMPTY_HEADER; 64];
         let mut resp = httparse::Response::new(&mut parsed);
         match resp.parse(&buf) {
@@ -75,7 +98,16 @@ where
                 };
                 let body_len = header("content-length").and_then(|v| v.parse::<usize>().ok());
                 let status = resp.code.unwrap_or_default();
-                break (status, n, header("sec-websocket-accept"), header("upgrade"), body_len);
+                let mut answer = http::HeaderMap::new();
+                for h in resp.headers.iter() {
+                    if let (Ok(name), Ok(value)) = (
+                        http::HeaderName::from_bytes(h.name.as_bytes()),
+                        http::HeaderValue::from_bytes(h.value),
+                    ) {
+                        answer.append(name, value);
+                    }
+                }
+                break (status, n, header("sec-websocket-accept"), header("upgrade"), body_len, answer);
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
             Ok(httparse::Status::Partial) => {
@@ -107,5 +139,19 @@ where
     if accept.as_deref() != Some(derive_accept_key(key.as_bytes()).as_str()) {
         return Err(HandshakeError::Invalid("the 101 answer has a wrong Sec-WebSocket-Accept".into()));
     }
-    Ok(buf.split_off(head_len))
+    let upgraded = Upgraded { read_ahead: buf.split_off(head_len), headers: answer };
+    if let Some(chosen) = upgraded.protocol() {
+        let offered = headers
+            .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|p| p.trim() == chosen));
+        if !offered {
+            return Err(HandshakeError::Invalid(format!(
+                "the server chose the subprotocol {:?}, which was not offered",
+                chosen.chars().take(64).collect::<String>()
+            )));
+        }
+    }
+    Ok(upgraded)
 }

@@ -55,7 +55,7 @@ async fn connect(port: u16) -> TunnelSocket<TcpStream> {
     let ahead = handshake::client(&mut tcp, &format!("127.0.0.1:{port}"), "/", &http::HeaderMap::new())
         .await
         .unwrap();
-    TunnelSocket::new(tcp, Role::Client, &ahead)
+    TunnelSocket::new(tcp, Role::Client, &ahead.read_ahead)
 }
 
 /// The server half of the handshake, just enough for our client.

@@ -42,7 +42,7 @@ async fn our_client(port: u16) -> TunnelSocket<TcpStream> {
     let ahead = handshake::client(&mut tcp, &host, "/api/port-forward?port=1", &http::HeaderMap::new())
         .await
         .expect("upgrade");
-    TunnelSocket::new(tcp, Role::Client, &ahead)
+    TunnelSocket::new(tcp, Role::Client, &ahead.read_ahead)
 }
 
 /// The server side of the handshake, by hand (as the agent does it with hyper).
@@ -197,7 +197,7 @@ async fn connections_that_cannot_writev_carry_the_same_bytes() {
     let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let host = format!("127.0.0.1:{port}");
     let ahead = handshake::client(&mut tcp, &host, "/", &http::HeaderMap::new()).await.unwrap();
-    let ws = TunnelSocket::new(NoVectored(tcp), Role::Client, &ahead);
+    let ws = TunnelSocket::new(NoVectored(tcp), Role::Client, &ahead.read_ahead);
     let (local, app) = tokio::io::duplex(64 * 1024);
     echo_through(ws, NoVectored(local), app).await;
     let (largest, _) = server.await.unwrap();

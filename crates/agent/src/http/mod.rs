@@ -8,6 +8,7 @@ mod identity;
 pub mod jwt;
 mod keys;
 mod port_forward;
+mod resumable;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use connections::{AcceptFailures, ConnectionSlot};
 pub use connections::{default_max_connections, Limits};
 pub use identity::{Authenticator, Identity, Rejection};
 pub use jwt::JwtValidator;
+pub use resumable::TunnelLimits;
 
 /// The embedded SSH server as the API reports it.
 #[derive(Debug, Clone)]
@@ -60,6 +62,8 @@ struct Inner {
     api_port: u16,
     /// `--allow-origin`, normalised.
     origins: Vec<String>,
+    /// Protocol v2 tunnels, by resume token.
+    tunnels: resumable::Tunnels,
 }
 
 impl State {
@@ -72,7 +76,8 @@ impl State {
         api_port: u16,
     ) -> Self {
         let origins = config.trust.allowed_origins.iter().filter_map(|o| normalize_origin(o)).collect();
-        State(Arc::new(Inner { config, auth, keys, ssh, api_port, origins }))
+        let tunnels = resumable::Tunnels::new(config.tunnels);
+        State(Arc::new(Inner { config, auth, keys, ssh, api_port, origins, tunnels }))
     }
 }
 
@@ -230,7 +235,7 @@ async fn route(req: Request<Incoming>, state: &State, shutdown: CancellationToke
                 );
             }
             let ssh = state.0.ssh.as_ref().map(|s| (s.port, s.injector.clone()));
-            port_forward::upgrade(req, identity, shutdown, ssh)
+            port_forward::upgrade(req, identity, shutdown, ssh, state.0.tunnels.clone()).await
         }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     }

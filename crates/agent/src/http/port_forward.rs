@@ -7,12 +7,14 @@ use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use sandbox_wire::api::FORWARDABLE_PORTS;
+use sandbox_wire::resume;
 use sandbox_wire::tunnel::{splice, Role, SpliceOptions, Traffic, TunnelSocket, CLOSE_ERROR, DIAL_FAILED};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tungstenite::handshake::derive_accept_key;
 
 use super::connections::ConnectionSlot;
+use super::resumable::{self, LegIo, Refusal, Takeover, Tunnels};
 use super::{text, Body, Identity};
 use crate::access::Untrusted;
 use crate::ssh::SshInjector;
@@ -21,12 +23,14 @@ use crate::ssh::SshInjector;
 /// hyper hands over the connection.
 ///
 /// `ssh` is the embedded SSH server's port and a way into it without a socket, used when the
-/// tunnel asks for that port.
-pub fn upgrade(
+/// tunnel asks for that port. A client offering [`resume::SUBPROTOCOL`] gets protocol v2 (when
+/// `tunnels` has it enabled); one presenting a resume token gets the next leg of its tunnel.
+pub async fn upgrade(
     mut req: Request<Incoming>,
     who: Identity,
     shutdown: CancellationToken,
     ssh: Option<(u16, SshInjector)>,
+    tunnels: Tunnels,
 ) -> Response<Body> {
     // RFC 6455 §4.1: the opening handshake is a GET; any other method carrying upgrade
     // headers is not one, and must not become a tunnel.
@@ -58,9 +62,76 @@ pub fn upgrade(
             .expect("static response parts are valid");
     }
     let accept = derive_accept_key(key.as_bytes());
+    let v2 = tunnels.enabled() && has_token(header::SEC_WEBSOCKET_PROTOCOL, resume::SUBPROTOCOL);
+    let resume_token = headers.get(resume::RESUME_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let client_received =
+        headers.get(resume::RECEIVED_HEADER).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     // The tunnel keeps its connection's place under the connection cap until it ends.
     let slot = req.extensions_mut().remove::<ConnectionSlot>();
     let upgrade = hyper::upgrade::on(&mut req);
+    let switching = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept);
+    if let Some(token) = resume_token {
+        let (true, Some(client_received)) = (v2, client_received) else {
+            return text(StatusCode::BAD_REQUEST, "a resume needs protocol v2 and a byte count");
+        };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let (io_tx, io) = tokio::sync::oneshot::channel();
+        match tunnels.takeover(&token, &who.sub, Takeover { client_received, answer, io }) {
+            Ok(()) => {}
+            Err(Refusal::Gone) => {
+                return text(
+                    StatusCode::GONE,
+                    "this tunnel is gone: its resume window passed or the agent restarted",
+                )
+            }
+            Err(Refusal::NotYours) => {
+                tracing::warn!(sub = %Untrusted(&who.sub), port, "refused a resume token of another subject");
+                return text(StatusCode::FORBIDDEN, "this tunnel belongs to another user");
+            }
+        }
+        // The old leg stops first, so the count we answer is final.
+        let Ok(Ok(received)) = tokio::time::timeout(std::time::Duration::from_secs(5), answered).await else {
+            return text(StatusCode::GONE, "this tunnel is gone: it ended while resuming");
+        };
+        tokio::spawn(async move {
+            match upgrade.await {
+                Ok(io) => {
+                    let _ = io_tx.send((TokioIo::new(io), slot));
+                }
+                Err(e) => tracing::debug!("upgrade failed: {e}"),
+            }
+        });
+        return switching
+            .header(header::SEC_WEBSOCKET_PROTOCOL, resume::SUBPROTOCOL)
+            .header(resume::RECEIVED_HEADER, received)
+            .body(Body::default())
+            .expect("static response parts are valid");
+    }
+    if v2 {
+        let token = Tunnels::new_token();
+        let response = switching
+            .header(header::SEC_WEBSOCKET_PROTOCOL, resume::SUBPROTOCOL)
+            .header(resume::RESUME_HEADER, &token)
+            .header(resume::RECEIVED_HEADER, 0)
+            .header(resume::WINDOW_HEADER, tunnels.window().as_secs())
+            .body(Body::default())
+            .expect("static response parts are valid");
+        tokio::spawn(async move {
+            let io = match upgrade.await {
+                Ok(io) => TokioIo::new(io),
+                Err(e) => return tracing::debug!("upgrade failed: {e}"),
+            };
+            tokio::select! {
+                _ = tunnel_v2(&tunnels, token, (io, slot), port, &who, ssh) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
+        return response;
+    }
     tokio::spawn(async move {
         let _slot = slot;
         let io = match upgrade.await {
@@ -74,13 +145,7 @@ pub fn upgrade(
             _ = shutdown.cancelled() => {}
         }
     });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "websocket")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Body::default())
-        .expect("static response parts are valid")
+    switching.body(Body::default()).expect("static response parts are valid")
 }
 
 /// `port=N` with N a non-privileged port; anything else is `None`.
@@ -139,6 +204,56 @@ where
         bytes_out = to_client,
         duration_ms = started.elapsed().as_millis() as u64,
         error = result.err().map(|e| e.to_string()),
+        "port-forward closed"
+    );
+}
+
+/// A protocol v2 tunnel: dials the target, then carries it over as many legs as the client
+/// brings within the resume window ([`resumable::run`]).
+async fn tunnel_v2(
+    tunnels: &Tunnels,
+    token: String,
+    first: LegIo,
+    port: u16,
+    who: &Identity,
+    ssh: Option<(u16, SshInjector)>,
+) {
+    let started = Instant::now();
+    let traffic = Traffic::default();
+    let result = match ssh {
+        Some((ssh_port, injector)) if ssh_port == port => {
+            let (r, w) = tokio::io::split(injector.connect(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))));
+            resumable::run(tunnels, token, &who.sub, port, first, r, w, &traffic).await
+        }
+        _ => {
+            let mut target = match dial_loopback(port).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::info!(sub = %Untrusted(&who.sub), port, "port-forward dial failed: {e}");
+                    let ws = TunnelSocket::new(first.0, Role::Server, &[]);
+                    let _ = ws.close(CLOSE_ERROR, DIAL_FAILED).await;
+                    return;
+                }
+            };
+            let _ = target.set_nodelay(true);
+            let (r, w) = target.split();
+            let result = resumable::run(tunnels, token, &who.sub, port, first, r, w, &traffic).await;
+            if result.is_err() {
+                // The target must not take a cut stream for a complete one.
+                let _ = target.set_zero_linger();
+            }
+            result
+        }
+    };
+    let (to_client, from_client) = traffic.snapshot();
+    tracing::info!(
+        sub = %Untrusted(&who.sub),
+        port,
+        protocol = 2,
+        bytes_in = from_client,
+        bytes_out = to_client,
+        duration_ms = started.elapsed().as_millis() as u64,
+        error = result.err(),
         "port-forward closed"
     );
 }

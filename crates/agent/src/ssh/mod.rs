@@ -40,6 +40,13 @@ const LOGIN_GRACE: Duration = Duration::from_secs(60);
 /// row is dropped, which reaps sessions whose tunnel died silently.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_MAX: usize = 4;
+
+/// Unanswered keepalives after which a client is dropped: enough to outlast a tunnel's resume
+/// window (a suspended tunnel answers nothing until it resumes), and at least [`KEEPALIVE_MAX`].
+fn keepalive_max(resume_window: Duration) -> usize {
+    let waits = resume_window.as_secs().div_ceil(KEEPALIVE_INTERVAL.as_secs()) as usize;
+    KEEPALIVE_MAX.max(waits + 2)
+}
 /// Back-off after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -101,7 +108,8 @@ pub struct SshServer {
 impl SshServer {
     /// A server presenting `host_key`, authenticating against `keys`, and
     /// starting sessions (and resolving relative SFTP paths) in `workspace`.
-    pub fn new(host_key: HostKey, keys: AuthorizedKeys, workspace: PathBuf) -> Self {
+    /// `resume_window` is the tunnels' ([`crate::http::TunnelLimits`]): keepalives outlast it.
+    pub fn new(host_key: HostKey, keys: AuthorizedKeys, workspace: PathBuf, resume_window: Duration) -> Self {
         tracing::info!(host_key = %host_key.fingerprint(), "SSH host key generated");
         let config = Config {
             server_id: russh::SshId::Standard("SSH-2.0-sandbox-agent".into()),
@@ -115,7 +123,7 @@ impl SshServer {
             // dead peers are detected by keepalives instead.
             inactivity_timeout: None,
             keepalive_interval: Some(KEEPALIVE_INTERVAL),
-            keepalive_max: KEEPALIVE_MAX,
+            keepalive_max: keepalive_max(resume_window),
             nodelay: true,
             // Backpressure: a channel's window reopens only as our side consumes its data
             // (`inbox::Window`), so a client cannot park more than one window per channel here.
@@ -264,6 +272,20 @@ async fn run_connection<S>(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalives_outlast_the_resume_window() {
+        assert_eq!(keepalive_max(Duration::ZERO), KEEPALIVE_MAX);
+        for secs in [1, 30, 120, 121, 600] {
+            let window = Duration::from_secs(secs);
+            assert!(
+                KEEPALIVE_INTERVAL * keepalive_max(window) as u32 > window + KEEPALIVE_INTERVAL,
+                "{secs}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

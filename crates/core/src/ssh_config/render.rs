@@ -281,6 +281,14 @@ pub fn ssh_quotes_balanced(s: &str) -> bool {
     true
 }
 
+/// `ServerAliveCountMax` for keepalives every `interval` seconds: ssh must not give up on a
+/// tunnel before the sandbox's resume window has passed (a resuming tunnel answers nothing), so
+/// the keepalives it may miss span the window and one interval more. `None` without keepalives.
+pub fn server_alive_count_max(interval: u32) -> Option<u32> {
+    let window = sandbox_wire::resume::DEFAULT_RESUME_WINDOW.as_secs() as u32;
+    (interval > 0).then(|| window / interval + 1)
+}
+
 /// The `Host` block for `host`, lines indented by four spaces, ending with a newline.
 pub fn render_host(host: &HostBlock, platform: Platform) -> Result<String, SshConfigError> {
     check_proxy_command(&host.proxy_command)?;
@@ -291,6 +299,9 @@ pub fn render_host(host: &HostBlock, platform: Platform) -> Result<String, SshCo
          IdentitiesOnly yes\n    ServerAliveInterval {}\n",
         host.proxy_command, host.server_alive_interval
     );
+    if let Some(count) = server_alive_count_max(host.server_alive_interval) {
+        out.push_str(&format!("    ServerAliveCountMax {count}\n"));
+    }
     match &host.host_key {
         HostKeyPolicy::Pinned { known_hosts } => {
             let known = config_path(known_hosts, PathKeyword::Expanded("UserKnownHostsFile"), platform)?;
@@ -348,6 +359,7 @@ mod tests {
              \x20   IdentityFile \"/home/u/.config/sandbox/keys/my-sandbox\"\n\
              \x20   IdentitiesOnly yes\n\
              \x20   ServerAliveInterval 30\n\
+             \x20   ServerAliveCountMax 5\n\
              \x20   HostKeyAlias my-sandbox\n\
              \x20   UserKnownHostsFile \"/home/u/.config/sandbox/known_hosts\"\n\
              \x20   StrictHostKeyChecking yes\n"
@@ -382,10 +394,21 @@ mod tests {
              \x20   IdentityFile \"/home/u/keys %%h/dev_1\"\n\
              \x20   IdentitiesOnly yes\n\
              \x20   ServerAliveInterval 15\n\
+             \x20   ServerAliveCountMax 9\n\
              \x20   StrictHostKeyChecking no\n\
              \x20   UserKnownHostsFile /dev/null\n\
              \x20   LogLevel ERROR\n"
         );
+    }
+
+    #[test]
+    fn ssh_keepalives_outlast_the_resume_window() {
+        let window = sandbox_wire::resume::DEFAULT_RESUME_WINDOW.as_secs() as u32;
+        assert_eq!(server_alive_count_max(0), None);
+        for interval in [1, 15, 30, 45, 60, 120, 300] {
+            let count = server_alive_count_max(interval).unwrap();
+            assert!(interval * count > window, "{interval} s × {count}");
+        }
     }
 
     #[test]
