@@ -652,3 +652,40 @@ async fn a_running_forward_opens_in_the_browser() {
     assert_eq!(*desktop.urls.lock().unwrap(), [format!("http://localhost:{bound}/")]);
     app.shutdown().await;
 }
+
+/// The demo's pod is this computer: a server that starts listening after the demo's first port
+/// scan is new. With the demo's auto-forward on, the next scan (Refresh scans the sandboxes
+/// that are ready) saves and starts a forward to it on a free local port (the same port would be
+/// the pod's listener itself), and bytes go through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_that_starts_listening_is_forwarded_with_auto_forward() {
+    let home = Home::new();
+    let app = service(&home, Arc::new(Recorder::default()));
+    app.run().await;
+    call(&app, Request::Connect { name: "demo".into() }).await;
+    let reply = call(&app, Request::SetAutoForward { name: "demo".into(), on: true }).await;
+    assert!(sandbox(&reply, "demo").auto_forward);
+    // The first scan: what listens already is offered, not forwarded.
+    let reply = call(&app, Request::Refresh).await;
+    let demo = sandbox(&reply, "demo");
+    assert!(!demo.detected_ports.is_empty(), "at least the demo's page server listens");
+    let saved = demo.forwards.len();
+
+    let echo = echo_server();
+    let reply = call(&app, Request::Refresh).await;
+    let demo = sandbox(&reply, "demo");
+    assert!(demo.forwards.len() > saved);
+    let forward = demo.forwards.iter().find(|f| f.spec.remote_port == echo).expect("forwarded as found");
+    assert!(forward.on, "{forward:?}");
+    let local = forward.bound_port.expect("listening");
+    assert_ne!(local, echo);
+    assert!(demo.detected_ports.iter().any(|p| p.port == echo && p.forwarded));
+
+    let mut through = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    through.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    through.write_all(b"ping").unwrap();
+    let mut answer = [0u8; 4];
+    through.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"ping");
+    app.shutdown().await;
+}

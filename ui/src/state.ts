@@ -52,6 +52,7 @@ export const place = {
   forward: (name: string, remotePort: number) => `forward:${name}:${remotePort}`,
   addForward: (name: string) => `addForward:${name}`,
   detect: (name: string) => `detect:${name}`,
+  autoForward: (name: string) => `autoForward:${name}`,
   /** A link the app was handed that cannot be used. */
   link: "link",
   refresh: "refresh",

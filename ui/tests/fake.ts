@@ -122,6 +122,8 @@ export class FakeCore {
               checkedAt: this.clock,
             },
             forwards: [],
+            autoForward: false,
+            detectedPorts: [],
           });
         } else {
           this.sandbox(original).settings = settings;
@@ -201,12 +203,37 @@ export class FakeCore {
         this.changed(null, `Stopped all forwards (${stopped})`);
         return `Stopped ${stopped} forwards.`;
       }
+      case "forwardPort": {
+        const s = this.sandbox(request.name);
+        if (request.remotePort < 1024) refuse(`port ${request.remotePort} cannot be forwarded; pick a port from 1024 up`);
+        let f = s.forwards.find((f) => f.spec.remotePort === request.remotePort);
+        if (!f) {
+          const process = s.detectedPorts.find((p) => p.port === request.remotePort)?.process ?? "";
+          f = offForward({ remotePort: request.remotePort, localPort: s.demo ? this.nextPort++ : request.remotePort, label: process, autoStart: false });
+          s.forwards.push(f);
+        }
+        Object.assign(f, { on: true, boundPort: f.spec.localPort || this.nextPort++, lastError: null, suggestedPort: null });
+        for (const p of s.detectedPorts) if (p.port === request.remotePort) p.forwarded = true;
+        const said = `Forwarding localhost:${f.boundPort} → :${request.remotePort}`;
+        this.changed(request.name, said);
+        return said;
+      }
+      case "setAutoForward": {
+        this.sandbox(request.name).autoForward = request.on;
+        const said = request.on
+          ? `Ports that start listening in ${request.name} are forwarded as they are found.`
+          : `Ports that start listening in ${request.name} are offered, not forwarded.`;
+        this.changed(request.name, said);
+        return said;
+      }
       case "addDemo": {
         this.state.sandboxes.push({
           settings: { name: "demo", server: "http://127.0.0.1:40000", auth: { mode: "bearerFile", path: "/demo/token" }, remoteFolder: "/demo/workspace", allowInsecureHttp: false },
           demo: true,
           status: { health: "notConnected", detail: "Reachable. Connect to register a key and set up `ssh demo`.", keyRegistered: false, signedIn: null, checkedAt: this.clock },
           forwards: [],
+          autoForward: false,
+          detectedPorts: [],
         });
         this.state.demoAvailable = false;
         this.changed("demo", "Demo sandbox running");

@@ -198,3 +198,40 @@ test("ports listening in the pod are offered as one-click forwards", async ({ pa
     { kind: "setForward", name: "dev", remotePort: 5173, on: true },
   ]);
 });
+
+test("ports the app found listening are offered without a scan; auto-forward is a per-sandbox setting", async ({ page }) => {
+  await openApp(page, {
+    sandboxes: [
+      sandbox("dev", {
+        forwards: [forward(8888)],
+        detectedPorts: [{ port: 5173, process: "node", forwarded: false }, { port: 8888, process: null, forwarded: true }],
+      }),
+      sandbox("other"),
+    ],
+  });
+  await expect(page.getByTestId("detected-5173")).toHaveText(/5173\s+node\s+— Forward/);
+  await expect(page.getByTestId("detected-8888")).toHaveCount(0);
+  const auto = page.getByTestId("auto-forward");
+  await expect(auto).not.toBeChecked();
+  await auto.check();
+  await expect(auto).toBeChecked();
+  await expect(page.getByTestId("auto-forward-notice")).toHaveText("Ports that start listening in dev are forwarded as they are found.");
+  // Per sandbox: another one keeps it off.
+  await page.getByTestId("sandbox-item-other").click();
+  await expect(page.getByTestId("auto-forward")).not.toBeChecked();
+  await page.getByTestId("sandbox-item-dev").click();
+  await expect(page.getByTestId("auto-forward")).toBeChecked();
+  await page.getByTestId("auto-forward").uncheck();
+  await expect(page.getByTestId("auto-forward")).not.toBeChecked();
+  expect(await requests(page, "setAutoForward")).toEqual([
+    { kind: "setAutoForward", name: "dev", on: true },
+    { kind: "setAutoForward", name: "dev", on: false },
+  ]);
+});
+
+test("a refused auto-forward setting says why where it was changed and shows the old state", async ({ page }) => {
+  await openApp(page, { sandboxes: [sandbox("dev")], failures: { setAutoForward: "cannot save app.toml: disk full" } });
+  await page.getByTestId("auto-forward").click();
+  await expect(page.getByTestId("auto-forward-error")).toHaveText("cannot save app.toml: disk full");
+  await expect(page.getByTestId("auto-forward")).not.toBeChecked();
+});

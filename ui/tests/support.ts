@@ -17,6 +17,8 @@ export function sandbox(name: string, over: Partial<SandboxView> = {}): SandboxV
       checkedAt: 1_767_225_600,
     },
     forwards: [],
+    autoForward: false,
+    detectedPorts: [],
     ...over,
   };
 }

@@ -3,37 +3,46 @@
 //! each marked when a saved forward already reaches it — what a face offers as "Forward".
 
 use sandbox_core::name::SandboxName;
-use sandbox_core::ports::{self, PortsSource};
+use sandbox_core::ports::{self, ListeningPort, PortsSource};
 use sandbox_core::setup::Installation;
 use sandbox_core::untrusted::printable;
 
 use crate::desktop::Desktop;
 use crate::protocol::{ActionError, DetectedPort, ListeningPortsView};
 
-/// The sandbox's listening ports and a sentence about them.
-pub(crate) async fn listening_ports(
-    install: &Installation,
-    desktop: &dyn Desktop,
+/// The answer to `Request::ListeningPorts`: the view and a sentence about it.
+pub(crate) fn answer(
     name: &SandboxName,
-) -> Result<(ListeningPortsView, String), ActionError> {
-    let message = |e: &dyn std::fmt::Display| ActionError { message: e.to_string() };
-    let profile = install.profiles().load(name).map_err(|e| message(&e))?;
-    let api = install.client(name).await.map_err(|e| message(&e))?;
-    let ssh = desktop.find_executable("ssh").unwrap_or_else(|| "ssh".into());
-    let found = ports::detect(&api, &ssh, &install.paths.ssh_config, name).await.map_err(|e| message(&e))?;
-    let view = view(&found.ports, found.source, &profile.forwards);
+    ports: &[ListeningPort],
+    source: PortsSource,
+    saved: &[sandbox_core::forwards::PortForward],
+) -> (ListeningPortsView, String) {
+    let view = view(ports, source, saved);
     let notice = match view.ports.len() {
         0 => format!("No TCP port from 1024 up listens in {name}."),
         1 => format!("1 port listens in {name}."),
         n => format!("{n} ports listen in {name}."),
     };
-    Ok((view, notice))
+    (view, notice)
+}
+
+/// The ports listening in the sandbox now, and where that was read.
+pub(crate) async fn detect(
+    install: &Installation,
+    desktop: &dyn Desktop,
+    name: &SandboxName,
+) -> Result<(Vec<ListeningPort>, PortsSource), ActionError> {
+    let message = |e: &dyn std::fmt::Display| ActionError { message: e.to_string() };
+    let api = install.client(name).await.map_err(|e| message(&e))?;
+    let ssh = desktop.find_executable("ssh").unwrap_or_else(|| "ssh".into());
+    let found = ports::detect(&api, &ssh, &install.paths.ssh_config, name).await.map_err(|e| message(&e))?;
+    Ok((found.ports, found.source))
 }
 
 /// The protocol's view: process names made printable (a process names itself), saved forwards
 /// marked.
-fn view(
-    ports: &[sandbox_core::ports::ListeningPort],
+pub(crate) fn view(
+    ports: &[ListeningPort],
     source: PortsSource,
     saved: &[sandbox_core::forwards::PortForward],
 ) -> ListeningPortsView {
@@ -54,7 +63,6 @@ fn view(
 mod tests {
     use super::*;
     use sandbox_core::forwards::PortForward;
-    use sandbox_core::ports::ListeningPort;
 
     #[test]
     fn saved_forwards_are_marked_and_names_made_printable() {

@@ -14,7 +14,8 @@ use ts_rs::TS;
 pub enum Request {
     /// Just the current state.
     Snapshot,
-    /// Probe every sandbox now instead of at the next tick.
+    /// Probe every sandbox, and scan the ready ones for listening ports, now instead of at the
+    /// next tick.
     Refresh,
     /// Add a sandbox (`original` absent) or change one (`original` = its current name).
     SaveSandbox { original: Option<String>, settings: SandboxSettings },
@@ -44,6 +45,13 @@ pub enum Request {
     AddDemo,
     /// The TCP ports listening in a sandbox; the answer's `listening_ports`.
     ListeningPorts { name: String },
+    /// Forward a port found listening in the sandbox ("5173 node — Forward"): saved on the same
+    /// local port, or a free one where that is taken (always a free one on a sandbox served from
+    /// this computer), and started.
+    ForwardPort { name: String, remote_port: u16 },
+    /// Forward every port that starts listening in the sandbox from now on, as it is found
+    /// (off by default).
+    SetAutoForward { name: String, on: bool },
 }
 
 /// The answer to every request: the state after it, and a sentence about what was done.
@@ -105,6 +113,11 @@ pub struct SandboxView {
     pub demo: bool,
     pub status: SandboxStatus,
     pub forwards: Vec<ForwardView>,
+    /// New listening ports are forwarded as they are found ([`Request::SetAutoForward`]).
+    pub auto_forward: bool,
+    /// The ports the last background scan found listening (sandboxes that are ready are scanned
+    /// every 30 s), each marked when a saved forward reaches it; empty until scanned.
+    pub detected_ports: Vec<DetectedPort>,
 }
 
 /// A sandbox's editable settings. Secrets are never sent to a face: a stored cookie value comes

@@ -1,6 +1,7 @@
 //! The app's own settings file (`~/.config/sandbox/app.toml`, 0600): preferences and whether the
 //! local demo sandbox exists. Sandboxes themselves live in the core's profiles, shared with the CLI.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use sandbox_core::fsutil;
@@ -18,6 +19,8 @@ pub struct AppSettings {
     pub demo: Option<String>,
     /// The user removed the demo: never offer it again.
     pub demo_dismissed: bool,
+    /// Sandboxes whose new listening ports are forwarded as they are found.
+    pub auto_forward: BTreeSet<String>,
 }
 
 /// The settings file.

@@ -3,6 +3,9 @@
 
 use sandbox_desk::protocol::{ForwardView, Health, IdeChoice, Request, SandboxView, Snapshot};
 
+/// At most this many detected ports are offered in a sandbox's submenu.
+const MAX_OFFERS: usize = 10;
+
 /// What clicking an entry does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -151,6 +154,20 @@ fn sandbox_menu(s: &SandboxView) -> Entry {
             }),
         }));
     }
+    // Ports listening in the pod without a forward, one click from one (at most 10: a pod can
+    // have many; the window lists them all).
+    let offers: Vec<_> = s.detected_ports.iter().filter(|p| !p.forwarded).collect();
+    if !offers.is_empty() {
+        entries.push(Entry::Separator);
+        entries.push(Entry::Item { label: "Listening in the pod:".into(), action: None });
+        entries.extend(offers.iter().take(MAX_OFFERS).map(|p| Entry::Item {
+            label: match &p.process {
+                Some(process) => format!("{} {process} — Forward", p.port),
+                None => format!("{} — Forward", p.port),
+            },
+            action: request(Request::ForwardPort { name: name.clone(), remote_port: p.port }),
+        }));
+    }
     if let Some(signed_in) = s.status.signed_in {
         entries.push(Entry::Separator);
         entries.push(if signed_in {
@@ -269,6 +286,8 @@ mod tests {
                     checked_at: None,
                 },
                 forwards,
+                auto_forward: false,
+                detected_ports: vec![],
             }],
             preferences: Preferences::default(),
             log: vec![],
@@ -402,5 +421,41 @@ mod tests {
             let at = menu.iter().position(|e| *e == add).unwrap_or_else(|| panic!("{menu:?}"));
             assert_eq!(menu[at + 1], Entry::Separator);
         }
+    }
+
+    /// Ports found listening in the pod without a forward are offered as one click each.
+    #[test]
+    fn detected_ports_without_a_forward_are_offered() {
+        use sandbox_desk::protocol::DetectedPort;
+        let mut snap = snapshot(Health::Ready, None, vec![]);
+        let port = |port, process: Option<&str>, forwarded| DetectedPort {
+            port,
+            process: process.map(Into::into),
+            forwarded,
+        };
+        snap.sandboxes[0].detected_ports =
+            vec![port(5173, Some("node"), false), port(8000, Some("python3"), true), port(9229, None, false)];
+        let menu = menu(&snap);
+        let Entry::Sub { entries, .. } = &menu[0] else { panic!("{menu:?}") };
+        let offer = |label: &str, remote_port| Entry::Item {
+            label: label.into(),
+            action: Some(Action::Request(Request::ForwardPort { name: "dev".into(), remote_port })),
+        };
+        let at = entries
+            .iter()
+            .position(|e| *e == offer("5173 node — Forward", 5173))
+            .unwrap_or_else(|| panic!("{entries:?}"));
+        assert_eq!(entries[at - 1], Entry::Item { label: "Listening in the pod:".into(), action: None });
+        assert_eq!(entries[at + 1], offer("9229 — Forward", 9229));
+        assert!(!entries.iter().any(|e| matches!(e, Entry::Item { label, .. } if label.starts_with("8000"))));
+
+        snap.sandboxes[0].detected_ports = (2000..2020).map(|p| port(p, None, false)).collect();
+        let menu = super::menu(&snap);
+        let Entry::Sub { entries, .. } = &menu[0] else { panic!("{menu:?}") };
+        let offers = entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Item { label, .. } if label.ends_with("— Forward")))
+            .count();
+        assert_eq!(offers, MAX_OFFERS);
     }
 }

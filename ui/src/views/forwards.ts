@@ -158,7 +158,9 @@ function detectedPorts(sandbox: SandboxView) {
   const name = sandbox.settings.name;
   const at = place.detect(name);
   const scanning = state.busy.has(at);
-  const found = state.detected.get(name);
+  // The scan asked for here, else the app's own (every 30 s while the sandbox is ready).
+  const found =
+    state.detected.get(name) ?? (sandbox.detectedPorts.length ? { ports: sandbox.detectedPorts, overSsh: false } : undefined);
   const configured = new Set(sandbox.forwards.map((f) => f.spec.remotePort));
   const offers = found?.ports.filter((p) => !configured.has(p.port)) ?? [];
   const scan = async () => {
@@ -194,7 +196,30 @@ function detectedPorts(sandbox: SandboxView) {
           ${found.ports.length ? "Every listening port is forwarded." : "Nothing listens on a port from 1024 up."}
         </p>`
       : nothing}
-    ${feedbackLine(at, "detect")}
+    ${autoForward(sandbox)} ${feedbackLine(at, "detect")}
+  </div>`;
+}
+
+/** The sandbox's auto-forward setting: ports that start listening get a forward as found. */
+function autoForward(sandbox: SandboxView) {
+  const name = sandbox.settings.name;
+  const at = place.autoForward(name);
+  const on = pending(at, "setAutoForward")?.on ?? sandbox.autoForward;
+  return html`<div class="action-feedback">
+    <label class="check-row small">
+      <input
+        type="checkbox"
+        data-testid="auto-forward"
+        .checked=${live(on)}
+        ?disabled=${state.busy.has(at)}
+        @change=${(e: Event) => act(at, { kind: "setAutoForward", name, on: (e.target as HTMLInputElement).checked })}
+      />
+      Forward new ports automatically
+    </label>
+    <p class="hint">
+      A port that starts listening in the pod gets a forward on the same local port (a free one if that is taken).
+    </p>
+    ${feedbackLine(at, "auto-forward")}
   </div>`;
 }
 

@@ -38,8 +38,15 @@ impl Service {
             self.inner.forwards.stop_all(Some(old)).await;
             self.inner.install.forget(old).await.map_err(fail)?;
             let mut state = self.lock();
+            super::ports::rename(&mut state.detected, old, &name);
+            let auto = state.settings.auto_forward.remove(old.as_str());
+            if auto {
+                state.settings.auto_forward.insert(name.to_string());
+            }
             if state.settings.demo.as_ref() == Some(&old.to_string()) {
                 state.settings.demo = Some(name.to_string());
+            }
+            if auto || state.settings.demo.as_deref() == Some(name.as_str()) {
                 let _ = self.inner.settings_file.save(&state.settings);
             }
         }
@@ -73,7 +80,11 @@ impl Service {
         let is_demo = {
             let mut state = self.lock();
             state.statuses.remove(name);
+            state.detected.remove(name);
             state.stopped_by.retain(|(s, _), _| s != name);
+            if state.settings.auto_forward.remove(name.as_str()) {
+                let _ = self.inner.settings_file.save(&state.settings);
+            }
             let is_demo = state.settings.demo.as_deref() == Some(name.as_str());
             if is_demo {
                 state.settings.demo = None;

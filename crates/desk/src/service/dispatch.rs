@@ -4,6 +4,7 @@
 use sandbox_core::name::SandboxName;
 
 use super::Service;
+use crate::listening;
 use crate::protocol::{ActionError, Outcome, Reply, Request};
 
 impl Service {
@@ -14,6 +15,7 @@ impl Service {
             Request::Snapshot => None,
             Request::Refresh => {
                 self.probe_all().await;
+                self.scan_all().await;
                 None
             }
             Request::SaveSandbox { original, settings } => Some(self.save_sandbox(original, settings).await?),
@@ -41,13 +43,25 @@ impl Service {
                 Some(self.open_forward(&parse_name(&name)?, remote_port)?)
             }
             Request::ListeningPorts { name } => {
-                let inner = &self.inner;
-                let (ports, notice) =
-                    crate::listening::listening_ports(&inner.install, &*inner.desktop, &parse_name(&name)?)
-                        .await?;
-                listening_ports = Some(ports);
+                let name = parse_name(&name)?;
+                let (ports, source) =
+                    listening::detect(&self.inner.install, &*self.inner.desktop, &name).await?;
+                let profile = self
+                    .inner
+                    .install
+                    .profiles()
+                    .load(&name)
+                    .map_err(|e| ActionError::from(e.to_string()))?;
+                // The user has seen these: none is announced as new later.
+                self.record_ports(&name, ports.clone(), true);
+                let (view, notice) = listening::answer(&name, &ports, source, &profile.forwards);
+                listening_ports = Some(view);
                 Some(notice)
             }
+            Request::ForwardPort { name, remote_port } => {
+                Some(self.forward_port(&parse_name(&name)?, remote_port).await?)
+            }
+            Request::SetAutoForward { name, on } => Some(self.set_auto_forward(&parse_name(&name)?, on)?),
         };
         Ok(Reply { snapshot: self.snapshot(), notice, listening_ports })
     }

@@ -22,6 +22,7 @@ mod activity;
 mod demo_sandbox;
 mod dispatch;
 mod monitor;
+mod ports;
 #[cfg(test)]
 mod testing;
 
@@ -64,6 +65,8 @@ struct State {
     /// Live numbers seen at the last watch tick.
     last_live: Vec<ForwardStatus>,
     log: activity::Activity,
+    /// What the port scans found, per sandbox.
+    detected: BTreeMap<SandboxName, ports::Detected>,
     generation: u64,
 }
 
@@ -107,15 +110,18 @@ impl Service {
         self.probe_all().await;
         let weak = Arc::downgrade(&self.inner);
         let task = weak.clone();
-        supervise(
-            move || monitor::monitor(task.clone()),
-            move |why| {
+        let reporter = |what: &'static str| {
+            let weak = weak.clone();
+            move |why: String| {
                 let Some(inner) = weak.upgrade() else { return false };
-                let message = format!("Internal error in the live status ({why}); restarted it");
+                let message = format!("Internal error in the {what} ({why}); restarted it");
                 Service { inner }.log(LogLevel::Error, None, message);
                 true
-            },
-        );
+            }
+        };
+        supervise(move || monitor::monitor(task.clone()), reporter("live status"));
+        let task = weak.clone();
+        supervise(move || ports::scanner(task.clone()), reporter("port scan"));
     }
 
     /// A receiver that changes whenever the snapshot does (the tray rebuilds its menu on it).
@@ -165,6 +171,12 @@ impl Service {
                     demo: state.settings.demo.as_deref() == Some(name.as_str()),
                     status: views::status_view(probed, &forwards, &name),
                     forwards,
+                    auto_forward: state.settings.auto_forward.contains(name.as_str()),
+                    detected_ports: state
+                        .detected
+                        .get(&name)
+                        .map(|d| d.view(&profile.forwards))
+                        .unwrap_or_default(),
                 })
             })
             .collect();

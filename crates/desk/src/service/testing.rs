@@ -89,3 +89,41 @@ pub(crate) fn settings(name: &str, server: &str) -> crate::protocol::SandboxSett
         allow_insecure_http: false,
     }
 }
+
+/// A stand-in sandbox server on loopback that answers every request with `GET
+/// /api/listening-ports`'s body for the ports in `ports` at that moment (`node` on each).
+pub(crate) async fn ports_server(ports: Arc<Mutex<Vec<u16>>>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let ports = ports.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let list: Vec<String> = ports
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|p| format!("{{\"port\":{p},\"process\":\"node\"}}"))
+                    .collect();
+                let body = format!("{{\"ports\":[{}]}}", list.join(","));
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    port
+}
