@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark, one command: installs what is missing (iperf3 and websockify from apt, websocat
 # from crates.io into $TARGET/tools), builds release, runs every contender on loopback and
-# writes BENCHMARKS.md.
+# writes BENCHMARKS.md. Ours runs twice, tunnel protocol v2 (the default) and v1
+# (SANDBOX_FORWARD_TUNNEL_PROTOCOL=v1), side by side, plus how fast each recovers from a reset.
 #
 #   scripts/bench.sh            full run (a few minutes), writes BENCHMARKS.md
 #   scripts/bench.sh --smoke    tiny sizes, debug build, checks every contender moved correct

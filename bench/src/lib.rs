@@ -3,6 +3,7 @@
 //!
 //! `scripts/bench.sh` is the one command; `sandbox-bench --smoke` is the short run CI does.
 
+pub mod fault;
 pub mod load;
 pub mod procs;
 pub mod relay;

@@ -308,3 +308,69 @@ pub async fn ping_all(conns: Vec<TcpStream>) -> Vec<String> {
     }
     errors
 }
+
+/// How long a tunnel may take to carry bytes again after a fault before it counts as broken.
+const RECOVERY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Times to recover on one echo connection through a tunnel whose network fails.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// From a reset (the network usable again at once) to the first byte echoed.
+    pub after_reset: Vec<Duration>,
+    /// From the network coming back after an outage (every connection reset, new ones refused)
+    /// to the byte written during the outage echoed.
+    pub after_outage: Vec<Duration>,
+}
+
+/// One byte out and its echo back, within [`RECOVERY_DEADLINE`].
+async fn echo_byte(s: &mut TcpStream, b: u8) -> anyhow::Result<()> {
+    let round = async {
+        s.write_all(&[b]).await?;
+        let mut back = [0u8; 1];
+        s.read_exact(&mut back).await?;
+        anyhow::ensure!(back[0] == b, "echoed byte corrupted");
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(RECOVERY_DEADLINE, round).await.context("no echo within 10 s")?
+}
+
+/// On one echo connection through `addr` (a tunnel whose network is `relay`): `iters` resets,
+/// then `iters` outages of `outage`, each timed to the first byte echoed after the network is
+/// back. Fails at the first fault the connection does not survive.
+pub async fn recovery(
+    addr: SocketAddr,
+    relay: &crate::fault::Resettable,
+    iters: usize,
+    outage: Duration,
+) -> anyhow::Result<Recovery> {
+    let mut s = connect(addr).await?;
+    s.write_all(&header(ECHO, 0)).await?;
+    echo_byte(&mut s, 1).await.context("before any fault")?;
+    let mut r = Recovery::default();
+    for i in 0..iters {
+        // A quiet moment first: the tunnel idle, as between keystrokes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        relay.reset_all();
+        let t0 = Instant::now();
+        echo_byte(&mut s, i as u8)
+            .await
+            .with_context(|| format!("the connection did not survive reset {}", i + 1))?;
+        r.after_reset.push(t0.elapsed());
+    }
+    for i in 0..iters {
+        echo_byte(&mut s, 2).await?;
+        relay.down();
+        s.write_all(&[i as u8]).await?;
+        tokio::time::sleep(outage).await;
+        relay.up();
+        let t0 = Instant::now();
+        let mut back = [0u8; 1];
+        tokio::time::timeout(RECOVERY_DEADLINE, s.read_exact(&mut back))
+            .await
+            .context("no echo within 10 s")?
+            .with_context(|| format!("the connection did not survive outage {}", i + 1))?;
+        anyhow::ensure!(back[0] == i as u8, "echoed byte corrupted");
+        r.after_outage.push(t0.elapsed());
+    }
+    Ok(r)
+}

@@ -36,6 +36,12 @@ pub struct Row {
     pub lat4k: Option<Stat>,
     pub setup: Option<Stat>,
     pub hold: Option<Hold>,
+    /// Ours only: first byte echoed after a reset of the network (µs).
+    pub recovery_reset: Option<Stat>,
+    /// Ours only: first byte echoed after the network came back from an outage (µs).
+    pub recovery_outage: Option<Stat>,
+    /// Ours only: how the connection broke instead of recovering (v1).
+    pub recovery_broke: Option<String>,
     pub errors: Vec<String>,
 }
 
@@ -119,7 +125,9 @@ pub struct Report {
 }
 
 const DIRECT: &str = "direct TCP";
-const OURS: &str = "ours";
+pub const OURS: &str = "ours";
+/// Ours speaking tunnel protocol v1 (`SANDBOX_FORWARD_TUNNEL_PROTOCOL=v1`): not a peer.
+pub const OURS_V1: &str = "ours (v1)";
 /// The reference contender: what two bare relays reach; never counted as a peer.
 pub const REFERENCE: &str = "2 bare TCP relays";
 /// The reference ssh path: ssh's pipes relayed straight to the SSH port.
@@ -131,7 +139,7 @@ type Metric = fn(&Row) -> Option<f64>;
 
 fn best_peer<F: Fn(&Row) -> Option<f64>>(rows: &[Row], f: F, higher: bool) -> Option<(f64, String)> {
     rows.iter()
-        .filter(|r| r.name != DIRECT && r.name != OURS && r.name != REFERENCE)
+        .filter(|r| r.name != DIRECT && r.name != OURS && r.name != OURS_V1 && r.name != REFERENCE)
         .filter_map(|r| f(r).map(|v| (v, r.name.clone())))
         .reduce(|a, b| if (b.0 > a.0) == higher { b } else { a })
 }
@@ -291,6 +299,8 @@ impl Report {
             }
         }
 
+        self.protocols(&mut o);
+
         if !self.ssh_rows.is_empty() {
             let direct = self.ssh_rows.iter().find(|r| r.name.starts_with("ssh -p"));
             let _ = writeln!(o, "\n## OpenSSH to the agent's SSH server\n");
@@ -370,6 +380,67 @@ impl Report {
         o
     }
 
+    /// The two tunnel protocols side by side: ours (v2) and ours (v1).
+    fn protocols(&self, o: &mut String) {
+        let (Some(v2), Some(v1)) = (self.row(OURS), self.row(OURS_V1)) else { return };
+        let s = &self.sizes;
+        let _ = writeln!(o, "\n## Tunnel protocol v1 and v2\n");
+        let _ = writeln!(
+            o,
+            "The same binaries, the same run: `{OURS}` speaks v2 (the default: a byte stream that \
+             survives a dropped WebSocket), `{OURS_V1}` is forced to v1 with \
+             `SANDBOX_FORWARD_TUNNEL_PROTOCOL=v1`. Idle tunnel memory is the RSS per held connection \
+             above ({} tunnels open and idle at once). Recovery: one echo connection through a relay \
+             between the CLI and the agent that resets every connection ({} times, the network usable \
+             again at once), then goes away for {} ms ({} times: connections reset, new ones refused) \
+             and comes back; timed from the network being back to the first byte echoed.\n",
+            s.hold,
+            s.recovery_iters,
+            s.outage.as_millis(),
+            s.recovery_iters
+        );
+        let _ = writeln!(o, "| metric | v1 | v2 | v2 ÷ v1 |");
+        let _ = writeln!(o, "|---|---:|---:|---:|");
+        let metrics: [(&str, Metric, usize); 9] = [
+            ("upload Gbit/s", |r| r.up, 2),
+            ("download Gbit/s", |r| r.down, 2),
+            ("8× upload Gbit/s", |r| r.par_up, 2),
+            ("8× download Gbit/s", |r| r.par_down, 2),
+            ("1 B RTT p50 µs", |r| r.lat1.map(|s| s.p50), 0),
+            ("4 KiB RTT p50 µs", |r| r.lat4k.map(|s| s.p50), 0),
+            ("setup p50 µs", |r| r.setup.map(|s| s.p50), 0),
+            ("idle tunnel RSS, client KiB", |r| r.hold.as_ref().and_then(|h| h.client_kib), 1),
+            ("idle tunnel RSS, agent KiB", |r| r.hold.as_ref().and_then(|h| h.server_kib), 1),
+        ];
+        for (label, f, digits) in metrics {
+            let (a, b) = (f(v1), f(v2));
+            let _ = writeln!(
+                o,
+                "| {label} | {} | {} | {} |",
+                fmt_opt(a, digits),
+                fmt_opt(b, digits),
+                ratio(b, a)
+            );
+        }
+        let rec = |r: &Row, f: fn(&Row) -> Option<Stat>| match (f(r), &r.recovery_broke) {
+            (Some(st), _) => format!("{:.1} / {:.1}", st.p50 / 1000.0, st.p99 / 1000.0),
+            (None, Some(_)) => "— (connection broken)".into(),
+            (None, None) => "—".into(),
+        };
+        for (label, f) in [
+            (
+                "recovery after a reset, p50 / max ms",
+                (|r: &Row| r.recovery_reset) as fn(&Row) -> Option<Stat>,
+            ),
+            ("recovery after an outage, p50 / max ms", |r: &Row| r.recovery_outage),
+        ] {
+            let _ = writeln!(o, "| {label} | {} | {} | |", rec(v1, f), rec(v2, f));
+        }
+        if let Some(why) = &v1.recovery_broke {
+            let _ = writeln!(o, "\nv1 after a reset: {why}.");
+        }
+    }
+
     /// The issue's targets for ours: `(met, description)`.
     pub fn targets(&self) -> Vec<(bool, String)> {
         let mut t = Vec::new();
@@ -415,6 +486,54 @@ impl Report {
                     fmt_opt(h.server_kib, 1)
                 ),
             ));
+        }
+        if let Some(v1) = self.row(OURS_V1) {
+            for (label, f) in [
+                ("upload", (|r: &Row| r.up) as fn(&Row) -> Option<f64>),
+                ("download", |r: &Row| r.down),
+                ("8× upload", |r: &Row| r.par_up),
+                ("8× download", |r: &Row| r.par_down),
+            ] {
+                if let (Some(a), Some(b)) = (f(v1), f(ours)) {
+                    t.push((
+                        b >= 0.95 * a,
+                        format!("v2 {label} within 5 % of v1: {b:.2} vs {a:.2} Gbit/s = {:.2}×", b / a),
+                    ));
+                }
+            }
+            for (label, f) in [
+                ("1 B", (|r: &Row| r.lat1.map(|s| s.p50)) as fn(&Row) -> Option<f64>),
+                ("4 KiB", |r: &Row| r.lat4k.map(|s| s.p50)),
+            ] {
+                if let (Some(a), Some(b)) = (f(v1), f(ours)) {
+                    t.push((
+                        b <= 1.05 * a,
+                        format!(
+                            "v2 {label} round trip p50 within 5 % of v1: {b:.0} vs {a:.0} µs = {:.2}×",
+                            b / a
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(h) = &ours.hold {
+            let (c, s) = (h.client_kib.unwrap_or(f64::INFINITY), h.server_kib.unwrap_or(f64::INFINITY));
+            t.push((
+                c <= 64.0 && s <= 64.0,
+                format!("v2 idle tunnel ≤ 64 KiB per end: client {c:.1} KiB, agent {s:.1} KiB"),
+            ));
+        }
+        for (label, st) in [("a reset", ours.recovery_reset), ("an outage", ours.recovery_outage)] {
+            if let Some(st) = st {
+                t.push((
+                    st.p99 < 1e6,
+                    format!(
+                        "recovery after {label} < 1 s once the network is back: p50 {:.0} ms, max {:.0} ms",
+                        st.p50 / 1000.0,
+                        st.p99 / 1000.0
+                    ),
+                ));
+            }
         }
         let direct_ssh = self.ssh_rows.iter().find(|r| r.name.starts_with("ssh -p"));
         let ours_ssh = self.ssh_rows.iter().find(|r| r.name == OURS);

@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 
 use crate::load::{self, Direction};
 use crate::procs::{self, Guard};
-use crate::report::{Hold, Machine, Report, Row, SshRow, Stat, REFERENCE, REFERENCE_SSH};
+use crate::report::{Hold, Machine, Report, Row, SshRow, Stat, OURS, OURS_V1, REFERENCE, REFERENCE_SSH};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -34,9 +34,12 @@ impl Options {
         name.starts_with("direct")
             || name.starts_with("ssh -p")
             || self.only.is_empty()
-            || self.only.iter().any(|o| o.eq_ignore_ascii_case(name))
+            || self.only.iter().any(|o| o.eq_ignore_ascii_case(name) || (name == OURS_V1 && o == OURS))
     }
 }
+
+/// The client's switch to tunnel protocol v1 (`sandbox_core`'s `PROTOCOL_ENV`).
+pub const PROTOCOL_ENV: &str = "SANDBOX_FORWARD_TUNNEL_PROTOCOL";
 
 /// Amounts of work per contender.
 #[derive(Debug, Clone)]
@@ -48,6 +51,10 @@ pub struct Sizes {
     pub hold: usize,
     pub ssh_true_iters: usize,
     pub ssh_bulk: u64,
+    /// Resets, and outages, per recovery measurement.
+    pub recovery_iters: usize,
+    /// How long each outage of the recovery measurement lasts.
+    pub outage: Duration,
 }
 
 impl Sizes {
@@ -61,6 +68,8 @@ impl Sizes {
                 hold: 50,
                 ssh_true_iters: 2,
                 ssh_bulk: 2 << 20,
+                recovery_iters: 2,
+                outage: Duration::from_millis(300),
             }
         } else {
             Sizes {
@@ -71,6 +80,8 @@ impl Sizes {
                 hold: 1000,
                 ssh_true_iters: 20,
                 ssh_bulk: 1 << 30,
+                recovery_iters: 10,
+                outage: Duration::from_secs(2),
             }
         }
     }
@@ -186,9 +197,17 @@ fn run_in(opts: Options, sizes: Sizes, dir: &Path, log: &Path, nofile: u64) -> a
     };
     report.machine.tools = tool_versions(&env);
 
-    let contenders: [(&str, &str); 6] = [
+    let contenders: [(&str, &str); 7] = [
         ("direct TCP", "no tunnel: the physical limit"),
-        ("ours", "`sandbox-forward proxy --port` → `sandbox-agent`"),
+        (
+            OURS,
+            "`sandbox-forward proxy --port` → `sandbox-agent`, tunnel protocol v2 (resumable; the default)",
+        ),
+        (
+            OURS_V1,
+            "the same with `SANDBOX_FORWARD_TUNNEL_PROTOCOL=v1`: tunnel protocol v1 (a plain byte stream; \
+             what the original server speaks)",
+        ),
         (
             REFERENCE,
             "reference, not a peer: two bare tokio TCP relays chained (the two hops ours has), \
@@ -215,8 +234,11 @@ fn run_in(opts: Options, sizes: Sizes, dir: &Path, log: &Path, nofile: u64) -> a
                 continue;
             }
         };
-        let row = measure(&env, name, what, &running);
+        let mut row = measure(&env, name, what, &running);
         drop(running);
+        if name == OURS || name == OURS_V1 {
+            measure_recovery(&env, &mut row);
+        }
         report.rows.push(row);
     }
     if env.ssh.is_some() {
@@ -309,12 +331,8 @@ fn start(env: &Env, name: &str) -> anyhow::Result<Option<Running>> {
         "direct TCP" => {
             Running { port: env.target_port, client_pid: None, server_pid: None, _guards: vec![] }
         }
-        "ours" => {
-            let local = procs::free_port();
-            let mut c = Command::new(env.opts.bin_dir.join("sandbox-forward"));
-            c.args(["proxy", "--server", &format!("http://127.0.0.1:{}", env.agent_port)]);
-            c.args(["--port", &env.target_port.to_string(), "--local-port", &local.to_string()]);
-            c.env("HOME", &env.home).env_remove("SANDBOX_FORWARD_LOG");
+        OURS | OURS_V1 => {
+            let (c, local) = ours_command(env, name, env.agent_port);
             in_front_of_agent(env, "sandbox-forward proxy", c, local)?
         }
         REFERENCE => {
@@ -368,6 +386,52 @@ fn start(env: &Env, name: &str) -> anyhow::Result<Option<Running>> {
         }
         other => bail!("unknown contender {other}"),
     }))
+}
+
+/// `sandbox-forward proxy --port TARGET` on a free local port (returned), reaching the agent
+/// at `server_port`, speaking the protocol `name` stands for.
+fn ours_command(env: &Env, name: &str, server_port: u16) -> (Command, u16) {
+    let local = procs::free_port();
+    let mut c = Command::new(env.opts.bin_dir.join("sandbox-forward"));
+    c.args(["proxy", "--server", &format!("http://127.0.0.1:{server_port}")]);
+    c.args(["--port", &env.target_port.to_string(), "--local-port", &local.to_string()]);
+    c.env("HOME", &env.home).env_remove("SANDBOX_FORWARD_LOG").env_remove(PROTOCOL_ENV);
+    if name == OURS_V1 {
+        c.env(PROTOCOL_ENV, "v1");
+    }
+    (c, local)
+}
+
+/// Recovery of one connection through ours when the network between the CLI and the agent
+/// fails (`fault::Resettable`): after resets, and after outages. v1 cannot resume: that the
+/// connection breaks is its figure, not an error.
+fn measure_recovery(env: &Env, row: &mut Row) {
+    let s = &env.sizes;
+    let result = (|| -> anyhow::Result<crate::load::Recovery> {
+        let relay = crate::fault::Resettable::start(&env.rt, env.agent_port)?;
+        let (c, local) = ours_command(env, &row.name, relay.port());
+        let running = in_front_of_agent(env, "sandbox-forward proxy (recovery)", c, local)?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], running.port));
+        env.rt.block_on(load::recovery(addr, &relay, s.recovery_iters, s.outage))
+    })();
+    match result {
+        Ok(r) => {
+            row.recovery_reset = Some(percentiles(r.after_reset));
+            row.recovery_outage = Some(percentiles(r.after_outage));
+            eprintln!(
+                "  recovery µs p50/max: reset {:?} outage {:?}",
+                row.recovery_reset, row.recovery_outage
+            );
+        }
+        Err(e) if row.name == OURS_V1 => {
+            eprintln!("  recovery: none ({e:#})");
+            row.recovery_broke = Some(format!("{e:#}"));
+        }
+        Err(e) => {
+            eprintln!("  recovery: FAILED {e:#}");
+            row.errors.push(format!("recovery: {e:#}"));
+        }
+    }
 }
 
 /// A contender whose local end `c` listens on `local` in front of the agent.

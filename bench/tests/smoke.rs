@@ -21,5 +21,10 @@ fn every_contender_moves_correct_bytes() {
     let ours = report.rows.iter().find(|r| r.name == "ours").unwrap();
     assert!(ours.up.is_some() && ours.down.is_some() && ours.lat1.is_some() && ours.setup.is_some());
     assert_eq!(ours.hold.as_ref().map(|h| h.failures), Some(0));
+    // v2 (the default) resumes after every reset and outage; v1 cannot and says how it broke.
+    assert!(ours.recovery_reset.is_some() && ours.recovery_outage.is_some(), "{:?}", ours.errors);
+    let v1 = report.rows.iter().find(|r| r.name == "ours (v1)").expect("the v1 row");
+    assert!(v1.up.is_some() && v1.lat1.is_some(), "{:?}", v1.errors);
+    assert!(v1.recovery_broke.is_some(), "v1 survived a reset: {:?}", v1.recovery_reset);
     println!("{}", report.markdown());
 }
