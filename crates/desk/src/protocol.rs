@@ -176,10 +176,6 @@ pub enum Health {
     Unreachable,
     /// The sign-in is missing or expired, or the credentials are refused.
     NeedsSignIn,
-    /// The pod restarted and forgot the key. The probe no longer reports it: the next
-    /// connection heals a restart by itself (key re-registered, host key re-pinned), so that
-    /// shows as `Ready`.
-    PodRestarted,
     /// Reachable, not connected yet (no key or Host block).
     NotConnected,
     /// Not connected for ssh, but forwards of it are on (they need no key): not "Not
@@ -293,4 +289,17 @@ pub enum Intent {
     AddSandbox { settings: Option<SandboxSettings>, link: Option<String> },
     /// A link that cannot be used, and why (one sentence).
     BadLink { message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restarted pod is healed by the next connection and shows as ready: no face is sent a
+    /// "pod restarted" state to show in amber.
+    #[test]
+    fn there_is_no_pod_restarted_health() {
+        assert!(serde_json::from_str::<Health>("\"podRestarted\"").is_err());
+        assert_eq!(serde_json::to_string(&Health::Ready).unwrap(), "\"ready\"");
+    }
 }

@@ -39,14 +39,14 @@ pub enum Mood {
     Idle,
     /// At least one forward is on.
     Active,
-    /// A sandbox needs the user (sign-in, unreachable, restarted pod, failed forward).
+    /// A sandbox needs the user (sign-in, unreachable, failed forward).
     Attention,
 }
 
 /// The icon state for a snapshot.
 pub fn mood(snapshot: &Snapshot) -> Mood {
     let attention = snapshot.sandboxes.iter().any(|s| {
-        matches!(s.status.health, Health::NeedsSignIn | Health::Unreachable | Health::PodRestarted)
+        matches!(s.status.health, Health::NeedsSignIn | Health::Unreachable)
             || s.forwards.iter().any(|f| !f.on && f.last_error.is_some())
     });
     if attention {
@@ -228,7 +228,6 @@ fn health_word(h: Health) -> &'static str {
         Health::Unknown => "Checking",
         Health::Unreachable => "Unreachable",
         Health::NeedsSignIn => "Needs sign-in",
-        Health::PodRestarted => "Pod restarted",
         Health::NotConnected => "Not connected",
         Health::Forwarding => "Forwarding",
         Health::Ready => "Ready",
@@ -239,7 +238,7 @@ fn health_dot(h: Health) -> &'static str {
     match h {
         Health::Ready | Health::Forwarding => "●",
         Health::NotConnected | Health::Unknown => "○",
-        Health::Unreachable | Health::NeedsSignIn | Health::PodRestarted => "▲",
+        Health::Unreachable | Health::NeedsSignIn => "▲",
     }
 }
 

@@ -3,4 +3,4 @@
 /**
  * The state a sandbox is in, worst first.
  */
-export type Health = "unknown" | "unreachable" | "needsSignIn" | "podRestarted" | "notConnected" | "forwarding" | "ready";
+export type Health = "unknown" | "unreachable" | "needsSignIn" | "notConnected" | "forwarding" | "ready";

@@ -61,7 +61,6 @@ function actions(sandbox: SandboxView, preferences: Preferences) {
   const signing = state.busy.has(at.sign);
   const ide = state.openIn ?? preferences.defaultIde;
   const oidc = sandbox.settings.auth.mode === "oidc";
-  const reconnect = sandbox.status.health === "podRestarted";
 
   return html`<div class="actions" data-testid="connect-area">
     <div class="action-row">
@@ -73,7 +72,7 @@ function actions(sandbox: SandboxView, preferences: Preferences) {
         title="Set up ssh ${name} and open ${IDE_LABEL[preferences.defaultIde]}"
         @click=${() => act(at.connect, { kind: "connect", name })}
       >
-        ${connecting ? "Connecting…" : reconnect ? "Reconnect" : "Connect"}
+        ${connecting ? "Connecting…" : "Connect"}
       </button>
       <span class="split">
         <label class="inline-label" for="open-in-ide">Open in</label>

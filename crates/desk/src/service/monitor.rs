@@ -41,7 +41,7 @@ impl Service {
         if expired && notify {
             self.notify(&format!("Sign in to {name}"), &new.detail);
         }
-        if matches!(new.health, Health::Unreachable | Health::NeedsSignIn | Health::PodRestarted) {
+        if matches!(new.health, Health::Unreachable | Health::NeedsSignIn) {
             self.log(LogLevel::Warn, Some(name), new.detail);
         } else {
             self.bump();
