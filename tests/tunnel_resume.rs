@@ -58,6 +58,13 @@ impl Pod {
     }
 
     /// `ssh box CMD`, its stdout read line by line as it comes.
+    /// How many times the ProxyCommand logged a resumed tunnel (`proxy --ssh` logs to a file
+    /// under the state directory, never to ssh's terminal).
+    fn resumed_in_log(&self) -> usize {
+        let log = self.home.path().join(".config/sandbox/logs/proxy.log");
+        std::fs::read_to_string(log).unwrap_or_default().matches("tunnel resumed").count()
+    }
+
     fn ssh_streaming(&self, cmd: &str, env: &[(&str, &str)]) -> Session {
         let mut c = self.ssh(&[NAME, cmd]);
         c.envs(env.iter().copied());
@@ -259,6 +266,8 @@ fn an_interactive_ssh_session_survives_a_black_hole_a_reset_and_a_proxy_restart(
     expect_all_lines(&got, 60, &format!("ssh said on stderr: {err}"));
     assert!(status.success(), "ssh exited {status}; stderr: {err}");
     assert_eq!(err, "", "the terminal got text while the tunnel resumed");
+    let resumed = pod.resumed_in_log();
+    assert!(resumed >= 3, "proxy.log tells of {resumed} resumed tunnels, not one per fault");
     for (what, took) in [("black hole", after_black_hole), ("reset", after_reset)] {
         assert!(took < RECOVERY, "after the {what} the session took {took:?} to move again");
     }
@@ -398,6 +407,7 @@ fn an_ssh_session_survives_the_proxy_command_stopped_for_a_minute() {
     assert!(status.success(), "ssh exited {status}; stderr: {err}");
     assert_eq!(err, "", "the terminal got text while the tunnel resumed");
     assert!(pod.fault.accepted() > accepted, "the stopped minute went by without a new WebSocket");
+    assert!(pod.resumed_in_log() >= 1, "proxy.log does not tell of the resumed tunnel");
 }
 
 /// Runs `ssh box` printing lines, resets the network after the second, and returns how ssh
@@ -483,4 +493,49 @@ fn after_the_resume_window_the_error_says_the_window_passed() {
     );
     let numbered = s.numbered();
     assert!(numbered.len() < 40, "all the lines came: {numbered:?}");
+}
+
+/// The production path: the CLI → nginx (the routing service: bearer token, `X-Forwarded-Sub`)
+/// → the network → the agent. The leg behind nginx is reset (nginx hangs up on the client without
+/// a Close), then the agent is unreachable for 2 s (nginx answers the reconnects 502): the
+/// session resumes through nginx, every line once, exit 0.
+#[test]
+fn through_the_nginx_gateway_a_reset_and_502s_meanwhile_are_survived() {
+    const TOKEN: &str = "good-token-5e1d";
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &[]);
+    let fault = FaultProxy::start(agent.port);
+    let gateway = sandbox_tests::gateway::Gateway::start(fault.port(), TOKEN, "alice");
+    let home = Home::new();
+    let token = home.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let setup = ["ssh-setup", NAME, "--server", &gateway.url(), "--bearer-file", token.to_str().unwrap()];
+    ok(&run(home.cli(&setup), T));
+    let pod = Pod { home, agent, fault, _workspace: workspace };
+
+    let mut s = pod.ssh_streaming("for i in $(seq 20); do echo line $i; sleep 1; done", &[]);
+    s.wait_lines(2, T);
+    let accepted = pod.fault.accepted();
+    let seen = s.numbered().len();
+    let reset = Instant::now();
+    pod.fault.reset_all();
+    let after_reset = s.next_line_after(seen, reset, Duration::from_secs(10));
+    eprintln!("behind nginx, reset: first line {after_reset:?} later");
+    assert!(pod.fault.accepted() > accepted, "no new connection from nginx after the reset");
+
+    // The agent unreachable: nginx answers 502 to every reconnect until it is back.
+    pod.fault.refuse();
+    pod.fault.reset_all();
+    std::thread::sleep(Duration::from_secs(2));
+    let seen = s.numbered().len();
+    let back = Instant::now();
+    pod.fault.resume();
+    let after_502 = s.next_line_after(seen, back, Duration::from_secs(10));
+    eprintln!("behind nginx, 2 s of 502: first line {after_502:?} after the agent was reachable again");
+
+    let (status, err) = s.finish(Duration::from_secs(60));
+    expect_all_lines(&s.numbered(), 20, &format!("ssh said on stderr: {err}"));
+    assert!(status.success(), "ssh exited {status}; stderr: {err}");
+    assert_eq!(err, "", "the terminal got text while the tunnel resumed");
+    assert!(after_502 < RECOVERY, "after the 502s the session took {after_502:?} to move again");
 }
