@@ -41,7 +41,7 @@ pids+=($!)
 
 local_port="$(free_port)"
 status=0
-APP="$app" DRIVER="http://127.0.0.1:$driver_port" POD_PORT="$pod_port" LOCAL_PORT="$local_port" \
+APP="$app" APP_HOME="$work/home" DRIVER="http://127.0.0.1:$driver_port" POD_PORT="$pod_port" LOCAL_PORT="$local_port" \
     SCREENSHOT="$shot" node "$here/tests/e2e/app-webdriver.mjs" || status=$?
 
 # The window is closed now; the tray process keeps the forward. Its menu, read over D-Bus the way

@@ -1,10 +1,15 @@
 // The real app under WebDriver (tauri-driver in front of WebKitWebDriver): with nothing
 // configured it lists the demo sandbox; adding and toggling a forward makes a real HTTP request
-// through 127.0.0.1:LOCAL reach a server "in the pod". Run by scripts/e2e-app.sh, which owns
-// every process. Env: APP, DRIVER (http://127.0.0.1:PORT), POD_PORT, LOCAL_PORT, SCREENSHOT.
+// through 127.0.0.1:LOCAL reach a server "in the pod". Then a second launch with a
+// sandbox-forward://add?… link (what the desktop does for a clicked link) hands it to this
+// window, which shows the Add form filled in; the tray menu's "Add sandbox…" (clicked over D-Bus,
+// as a tray host does) opens the empty form in this window. Run by scripts/e2e-app.sh, which owns
+// every process. Env: APP, APP_HOME (the app's HOME), DRIVER (http://127.0.0.1:PORT), POD_PORT,
+// LOCAL_PORT, SCREENSHOT.
+import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 
-const { APP, DRIVER, POD_PORT, LOCAL_PORT, SCREENSHOT } = process.env;
+const { APP, APP_HOME, DRIVER, POD_PORT, LOCAL_PORT, SCREENSHOT } = process.env;
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -59,6 +64,8 @@ const click = async (testid) => {
   await reveal(id);
   await wd("POST", `${S}/element/${id}/click`, {});
 };
+const value = async (testid) =>
+  wd("POST", `${S}/execute/sync`, { script: "return arguments[0].value", args: [{ [ELEMENT]: await find(testid) }] });
 const type = async (testid, value) => {
   const id = await find(testid);
   await reveal(id);
@@ -94,6 +101,31 @@ try {
     writeFileSync(SCREENSHOT, Buffer.from(await wd("GET", `${S}/screenshot`), "base64"));
   }
   console.log(`ok: demo listed, forward :${POD_PORT} -> localhost:${LOCAL_PORT} carried an HTTP request`);
+
+  // A link clicked in a browser: the desktop starts the app with it; that second instance hands
+  // it to this one and exits. The form is filled, nothing is added.
+  const link = "sandbox-forward://add?name=linked&server=https%3A%2F%2Fsandboxes.example.com&folder=%2Fsrc";
+  const second = spawnSync(APP, [link], { env: { ...process.env, HOME: APP_HOME }, timeout: 30000 });
+  if (second.status !== 0) throw new Error(`the second launch exited ${second.status}: ${second.stderr}`);
+  await until("the Add form filled from the link", async () => (await value("field-name")) === "linked");
+  if ((await value("field-server")) !== "https://sandboxes.example.com") throw new Error("server not filled");
+  if ((await value("field-remoteFolder")) !== "/src") throw new Error("folder not filled");
+  if (!(await text("form-link")).startsWith("sandbox-forward://add?")) throw new Error("the link is not shown");
+  if ((await text("form-title")) !== "Add a sandbox") throw new Error("not the Add form");
+  await click("form-cancel");
+
+  // The tray's "Add sandbox…" (its menu read and clicked over D-Bus, as a tray host does).
+  const bus = (...args) => execFileSync("gdbus", ["call", "--session", ...args], { encoding: "utf8" });
+  const tray = bus("--dest", "org.freedesktop.DBus", "--object-path", "/org/freedesktop/DBus", "--method", "org.freedesktop.DBus.ListNames")
+    .match(/org\.kde\.StatusNotifierItem-[0-9-]+/)?.[0];
+  if (!tray) throw new Error("no StatusNotifierItem on the session bus");
+  const layout = bus("--dest", tray, "--object-path", "/MenuBar", "--method", "com.canonical.dbusmenu.GetLayout", "0", "--", "-1", '["label"]');
+  const item = layout.match(/\((\d+), \{'label': <'Add sandbox…'>/)?.[1];
+  if (!item) throw new Error(`the tray menu lacks Add sandbox…: ${layout}`);
+  bus("--dest", tray, "--object-path", "/MenuBar", "--method", "com.canonical.dbusmenu.Event", item, "clicked", '<"">', "0");
+  await until("the empty Add form from the tray", async () => (await text("form-title")) === "Add a sandbox" && (await value("field-name")) === "");
+  await click("form-cancel");
+  console.log("ok: a sandbox-forward:// link from a second launch filled the Add form; the tray's Add sandbox… opened it");
 } catch (e) {
   // What the window showed, for the CI log.
   const body = await wd("POST", `${S}/execute/sync`, { script: "return document.body.innerText", args: [] }).catch(

@@ -84,7 +84,7 @@ export function sandboxFormView(form: SandboxForm) {
     @keydown=${(e: KeyboardEvent) => e.key === "Escape" && cancel()}
   >
     <header class="card-head">
-      <h1 id="form-title">${editing ? `Edit ${form.original}` : "Add a sandbox"}</h1>
+      <h1 id="form-title" data-testid="form-title">${editing ? `Edit ${form.original}` : "Add a sandbox"}</h1>
       <p class="muted small">
         ${editing
           ? "Changes apply to new connections; a rename rewrites the ssh host name."
