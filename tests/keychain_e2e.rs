@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use sandbox_tests::keychain::SecretService;
-use sandbox_tests::oidc::{OidcGateway, Provider, AUDIENCE, CLIENT_ID};
+use sandbox_tests::oidc::{OidcGateway, Provider, StandInBrowser, AUDIENCE, CLIENT_ID};
 use sandbox_tests::{eventually, ok, stderr, stdout, wait, Agent, Guard, Home};
 
 const T: Duration = Duration::from_secs(90);
@@ -28,8 +28,7 @@ struct World {
     _workspace: tempfile::TempDir,
     home: Home,
     bus: SecretService,
-    url_file: PathBuf,
-    browser: PathBuf,
+    browser: StandInBrowser,
 }
 
 impl World {
@@ -40,15 +39,7 @@ impl World {
         let gateway = OidcGateway::start(agent.port, &provider, AUDIENCE);
         let server = gateway.url();
         let home = Home::new();
-        let url_file = home.path().join("browser-url");
-        let browser = home.path().join("browser.sh");
-        std::fs::write(
-            &browser,
-            format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}.tmp'\nmv '{0}.tmp' '{0}'\n", url_file.display()),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let browser = StandInBrowser::new(home.path());
         World {
             provider,
             server,
@@ -57,7 +48,6 @@ impl World {
             _workspace: workspace,
             home,
             bus,
-            url_file,
             browser,
         }
     }
@@ -66,7 +56,7 @@ impl World {
     fn env(&self, mut c: Command) -> Command {
         c.env_remove("SANDBOX_FORWARD_TOKEN_STORE")
             .env("DBUS_SESSION_BUS_ADDRESS", &self.bus.address)
-            .env("BROWSER", &self.browser)
+            .env("BROWSER", &self.browser.program)
             .env("SANDBOX_FORWARD_LOG", "sandbox_core=info");
         c
     }
@@ -85,7 +75,7 @@ impl World {
 
     /// `ssh-setup NAME` with browser sign-in as `login`.
     fn setup(&self, name: &str, login: &str) -> Output {
-        let _ = std::fs::remove_file(&self.url_file);
+        let _ = std::fs::remove_file(&self.browser.url_file);
         let mut c = self.cli(&[
             "ssh-setup",
             name,
@@ -97,15 +87,14 @@ impl World {
             CLIENT_ID,
         ]);
         let child = c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let mut guard = Guard { child, name: "ssh-setup" };
-        assert!(eventually(T, || self.url_file.exists()), "the CLI never opened the browser");
-        let url = std::fs::read_to_string(&self.url_file).unwrap();
+        let guard = Guard { child, name: "ssh-setup" };
+        assert!(eventually(T, || self.browser.url_file.exists()), "the CLI never opened the browser");
+        let url = std::fs::read_to_string(&self.browser.url_file).unwrap();
         let (status, body) = self.provider.complete_login(&url, login);
         assert_eq!(status, 200, "{body}");
-        let child = std::mem::replace(&mut guard.child, Command::new("true").spawn().unwrap());
-        let out = wait(child, T);
+        let out = guard.finish(T);
         // From here on the file appears only if something asks for a browser login again.
-        std::fs::remove_file(&self.url_file).unwrap();
+        std::fs::remove_file(&self.browser.url_file).unwrap();
         out
     }
 
@@ -153,7 +142,7 @@ fn sign_in_lives_in_the_keychain_twenty_proxies_refresh_once_and_logout_deletes_
         refreshes += stderr(o).matches("refreshed the sign-in").count();
     }
     assert_eq!(refreshes, 1, "expected exactly one refresh across 20 ProxyCommands");
-    assert!(!w.url_file.exists(), "a ProxyCommand asked for a new browser login");
+    assert!(!w.browser.url_file.exists(), "a ProxyCommand asked for a new browser login");
     assert!(token_files(&w.tokens_dir()).is_empty(), "a refresh fell back to a file");
 
     // logout deletes the entry.

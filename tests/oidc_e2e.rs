@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use sandbox_tests::oidc::{OidcGateway, Provider, AUDIENCE, CLIENT_ID};
+use sandbox_tests::oidc::{OidcGateway, Provider, StandInBrowser, AUDIENCE, CLIENT_ID};
 use sandbox_tests::{eventually, ok, stderr, stdout, wait, Agent, Guard, Home};
 
 const T: Duration = Duration::from_secs(90);
@@ -23,9 +23,8 @@ struct World {
     home: Home,
     _agent: Agent,
     _workspace: tempfile::TempDir,
-    /// Where the stand-in browser writes the URL it was asked to open.
-    url_file: PathBuf,
-    browser: PathBuf,
+    /// Writes the URL it was asked to open into `browser.url_file`.
+    browser: StandInBrowser,
     /// Everything the client side printed, for the no-token-leaks check.
     transcript: std::cell::RefCell<String>,
 }
@@ -57,15 +56,7 @@ impl World {
             (agent, Some(gateway), url)
         };
         let home = Home::new();
-        let url_file = home.path().join("browser-url");
-        let browser = home.path().join("browser.sh");
-        std::fs::write(
-            &browser,
-            format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}.tmp'\nmv '{0}.tmp' '{0}'\n", url_file.display()),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let browser = StandInBrowser::new(home.path());
         World {
             provider,
             server,
@@ -73,7 +64,6 @@ impl World {
             home,
             _agent: agent,
             _workspace: workspace,
-            url_file,
             browser,
             transcript: Default::default(),
         }
@@ -81,7 +71,7 @@ impl World {
 
     fn env(&self, mut c: Command) -> Command {
         c.env("SANDBOX_FORWARD_TOKEN_STORE", "file")
-            .env("BROWSER", &self.browser)
+            .env("BROWSER", &self.browser.program)
             .env("SANDBOX_FORWARD_LOG", "sandbox_core=info");
         c
     }
@@ -101,14 +91,14 @@ impl World {
     }
 
     fn spawn(&self, mut c: Command) -> Child {
-        let _ = std::fs::remove_file(&self.url_file);
+        let _ = std::fs::remove_file(&self.browser.url_file);
         c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     }
 
     /// The URL our CLI asked the browser to open.
     fn browser_url(&self) -> String {
-        assert!(eventually(T, || self.url_file.exists()), "the CLI never opened the browser");
-        std::fs::read_to_string(&self.url_file).unwrap()
+        assert!(eventually(T, || self.browser.url_file.exists()), "the CLI never opened the browser");
+        std::fs::read_to_string(&self.browser.url_file).unwrap()
     }
 
     /// `ssh-setup` with browser sign-in, the user logging in as `login`.
@@ -127,7 +117,7 @@ impl World {
         let (status, body) = self.provider.complete_login(&self.browser_url(), login);
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(&format!("Signed in as {login}")), "{body}");
-        let o = finish(guard);
+        let o = guard.finish(T);
         self.record(&o);
         o
     }
@@ -153,12 +143,6 @@ impl World {
         assert_eq!(files.len(), 1, "one token file for {name}: {files:?}");
         serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap()
     }
-}
-
-fn finish(mut guard: Guard) -> Output {
-    // Hand the child to `wait` and leave the guard with nothing to kill.
-    let child = std::mem::replace(&mut guard.child, Command::new("true").spawn().unwrap());
-    wait(child, T)
 }
 
 fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -197,7 +181,7 @@ fn sign_in_then_ssh_refreshes_once_for_twenty_parallel_connections() {
         refreshes += stderr(o).matches("refreshed the sign-in").count();
     }
     assert_eq!(refreshes, 1, "expected exactly one refresh across 20 ProxyCommands");
-    assert!(!w.url_file.exists(), "a ProxyCommand asked for a new browser login");
+    assert!(!w.browser.url_file.exists(), "a ProxyCommand asked for a new browser login");
     let second = w.tokens("oidc-box");
     assert_ne!(second["access_token"], first["access_token"]);
     assert_ne!(second["refresh_token"], first["refresh_token"], "the provider rotates refresh tokens");
@@ -247,7 +231,7 @@ fn a_revoked_grant_asks_for_login_again_and_login_fixes_it() {
     let guard = Guard { child, name: "login" };
     let (status, _) = w.provider.complete_login(&w.browser_url(), "bob");
     assert_eq!(status, 200);
-    assert!(ok(&finish(guard)).contains("Signed in to rv as bob"));
+    assert!(ok(&guard.finish(T)).contains("Signed in to rv as bob"));
     assert_eq!(ok(&w.run(w.ssh(&["rv", "echo yes"]))), "yes\n");
 }
 
@@ -280,7 +264,7 @@ fn tampered_state_iss_and_nonce_are_rejected() {
         let callback = w.provider.authorize_until_callback(&w.browser_url(), "carol");
         let resp = sandbox_tests::oidc::http().get(&with_param(&callback, key, value)).call().unwrap();
         assert_eq!(resp.status(), 400, "{key}");
-        let o = finish(guard);
+        let o = guard.finish(T);
         assert!(!o.status.success());
         assert!(stderr(&o).contains(complaint), "{key}: {}", stderr(&o));
     }
@@ -292,7 +276,7 @@ fn tampered_state_iss_and_nonce_are_rejected() {
     let (status, body) =
         w.provider.complete_login(&with_param(&w.browser_url(), "nonce", "swapped"), "carol");
     assert_eq!(status, 400, "{body}");
-    let o = finish(guard);
+    let o = guard.finish(T);
     assert!(!o.status.success());
     assert!(stderr(&o).to_lowercase().contains("nonce"), "{}", stderr(&o));
 }

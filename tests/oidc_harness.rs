@@ -6,12 +6,12 @@
 //! Unix only: these drive the pod side (`sandbox-agent`, Unix by design) and Unix peers.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sandbox_test_support::{agent_command, AgentProcess};
 use sandbox_tests::oidc::{
     http, jwt_claims, jwt_header, pkce_pair, OidcGateway, Provider, AUDIENCE, CLIENT_ID,
 };
@@ -32,21 +32,10 @@ impl LoggedAgent {
         let workspace = dir.path().join("ws");
         std::fs::create_dir(&workspace).unwrap();
         let log = dir.path().join("agent.log");
-        let mut child = Command::new(bin("sandbox-agent"))
-            .args(["--api-addr", "127.0.0.1:0", "--workspace"])
-            .arg(&workspace)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn sandbox-agent");
-        let stdout = child.stdout.take().unwrap();
-        let guard = Guard { child, name: "sandbox-agent" };
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let port =
-            line.trim().rsplit(':').next().unwrap().parse().unwrap_or_else(|_| panic!("agent said {line:?}"));
-        LoggedAgent { _guard: guard, port, log, _dir: dir }
+        let mut cmd = agent_command(&bin("sandbox-agent"), &workspace, 0);
+        cmd.stderr(std::fs::File::create(&log).unwrap());
+        let agent = AgentProcess::start(cmd);
+        LoggedAgent { _guard: agent.guard, port: agent.port, log, _dir: dir }
     }
 
     /// The log without ANSI colours.

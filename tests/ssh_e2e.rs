@@ -11,7 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use sandbox_tests::gateway::Gateway;
-use sandbox_tests::{eventually, free_port, ok, run, stderr, stdout, wait, Agent, Guard, Home};
+use sandbox_tests::{
+    eventually, free_port, ok, python_listener, run, stderr, stdout, wait, Agent, Guard, Home,
+};
 
 const TOKEN: &str = "good-token-7f3a";
 const T: Duration = Duration::from_secs(60);
@@ -786,32 +788,11 @@ fn the_ssh_g_check_tells_ssh_rejecting_the_config_from_a_shadowing_entry() {
     assert!(out.contains("does not use this block until"), "{out}");
 }
 
-/// python3 listening on a loopback port the system picks, until dropped: a process "in the pod"
-/// with a name the agent can show.
-fn python_listener() -> (Guard, u16) {
-    let script = "import socket, sys\n\
-        s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
-        print(s.getsockname()[1], flush=True)\n\
-        sys.stdin.read()\n";
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 is needed for this test");
-    let stdout = child.stdout.take().unwrap();
-    let guard = Guard { child, name: "python3" };
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-    let port = line.trim().parse().unwrap_or_else(|_| panic!("python3 said {line:?}"));
-    (guard, port)
-}
-
 #[test]
 fn ports_lists_the_pods_listeners_through_the_gateway() {
     let s = Setup::new();
     ok(&s.ssh_setup("pp"));
-    let (_python, port) = python_listener();
+    let (_python, port, _) = python_listener(false);
     let o = run(s.home.cli(&["ports", "pp"]), T);
     let table = ok(&o);
     assert!(table.starts_with("PORT    PROCESS\n"), "{table}");
@@ -838,7 +819,7 @@ fn ports_from_the_original_server_are_read_over_ssh() {
     let server = OriginalServer::start(agent.port);
     let home = Home::new();
     ok(&run(home.cli(&["ssh-setup", "orig", "--server", &server.url()]), T));
-    let (python, port) = python_listener();
+    let (python, port, _) = python_listener(false);
     let answer = http_get(server.port, "/api/ssh-port");
     let json: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     let ssh_port = json["port"].as_u64().unwrap();

@@ -6,45 +6,42 @@
 //! Every agent is a child process killed by PID when its guard drops, also on failure.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use sandbox_test_support::aio::echo_server;
+use sandbox_test_support::AgentProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-/// A `sandbox-agent --dev-mode` child; killed and reaped on drop.
+/// A `sandbox-agent --dev-mode` child; killed by PID and reaped on drop.
 struct Agent {
-    child: Child,
+    _process: AgentProcess,
     port: u16,
     /// Everything it logged (stderr), line by line.
     log: Arc<Mutex<Vec<String>>>,
     _workspace: tempfile::TempDir,
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `sandbox-agent --dev-mode` logging at `info` without colour, on a port the system picks.
+fn agent_command(workspace: &Path) -> Command {
+    let mut cmd =
+        sandbox_test_support::agent_command(Path::new(env!("CARGO_BIN_EXE_sandbox-agent")), workspace, 0);
+    cmd.arg("--dev-mode").env("SANDBOX_AGENT_LOG", "info").stderr(Stdio::piped());
+    cmd
 }
 
 impl Agent {
     /// Starts an agent with `flags`; with `nofile`, under that RLIMIT_NOFILE (soft and hard).
     fn start(flags: &[&str], nofile: Option<u64>) -> Agent {
         let workspace = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandbox-agent"));
-        cmd.args(["--api-addr", "127.0.0.1:0", "--dev-mode", "--workspace"])
-            .arg(workspace.path())
-            .args(flags)
-            .env("SANDBOX_AGENT_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = agent_command(workspace.path());
+        cmd.args(flags).env("NO_COLOR", "1");
         if let Some(limit) = nofile {
             use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe and touches only the child.
@@ -55,9 +52,8 @@ impl Agent {
                 });
             }
         }
-        let mut child = cmd.spawn().expect("spawn sandbox-agent");
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
+        let mut process = AgentProcess::start(cmd);
+        let stderr = process.guard.child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
@@ -65,13 +61,7 @@ impl Agent {
                 sink.lock().unwrap().push(line);
             }
         });
-        let mut agent = Agent { child, port: 0, log, _workspace: workspace };
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("agent stdout");
-        let addr =
-            line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("agent said {line:?}"));
-        agent.port = addr.rsplit(':').next().unwrap().parse().unwrap();
-        agent
+        Agent { port: process.port, _process: process, log, _workspace: workspace }
     }
 
     fn log_lines_containing(&self, needle: &str) -> usize {
@@ -169,16 +159,7 @@ async fn a_body_that_stops_arriving_gets_408_and_its_connection_closed() {
 
 #[tokio::test]
 async fn beyond_the_connection_cap_a_request_waits_until_a_connection_closes() {
-    let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let echo_port = echo.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = echo.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
+    let echo_port = echo_server().await;
     let agent = Agent::start(&["--max-connections", "2", "--header-timeout", "30"], None);
 
     // Two places taken: a silent connection and a running tunnel.
@@ -271,14 +252,7 @@ async fn the_default_cap_keeps_clear_of_the_descriptor_limit() {
 async fn open_tunnel(
     agent: &Agent,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
-    let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let echo_port = echo.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        if let Ok((mut s, _)) = echo.accept().await {
-            let (mut r, mut w) = s.split();
-            let _ = tokio::io::copy(&mut r, &mut w).await;
-        }
-    });
+    let echo_port = echo_server().await;
     let url = format!("ws://127.0.0.1:{}/api/port-forward?port={echo_port}", agent.port);
     let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     ws
@@ -356,24 +330,14 @@ async fn only_a_get_opens_a_tunnel() {
 #[test]
 fn logs_through_a_pipe_carry_no_colour_codes() {
     let workspace = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_sandbox-agent"))
-        .args(["--api-addr", "127.0.0.1:0", "--dev-mode", "--workspace"])
-        .arg(workspace.path())
-        .env("SANDBOX_AGENT_LOG", "info")
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sandbox-agent");
-    // Killed by PID on drop, also if an assertion fails.
-    let mut agent = Agent { child, port: 0, log: Arc::default(), _workspace: workspace };
-    // The first stdout line comes after the start-up log (the dev-mode warning among it).
-    let mut line = String::new();
-    BufReader::new(agent.child.stdout.take().unwrap()).read_line(&mut line).expect("agent stdout");
-    let _ = agent.child.kill();
+    let mut cmd = agent_command(workspace.path());
+    cmd.env_remove("NO_COLOR");
+    // Killed by PID on drop, also if an assertion fails. The first stdout line comes after the
+    // start-up log (the dev-mode warning among it).
+    let mut agent = AgentProcess::start(cmd);
+    let _ = agent.guard.child.kill();
     let mut log = String::new();
-    std::io::Read::read_to_string(&mut agent.child.stderr.take().unwrap(), &mut log).unwrap();
+    std::io::Read::read_to_string(&mut agent.guard.child.stderr.take().unwrap(), &mut log).unwrap();
     assert!(log.contains("dev mode"), "no start-up log to check: {log}");
     assert!(!log.contains('\u{1b}'), "colour codes in a piped log: {log:?}");
 }

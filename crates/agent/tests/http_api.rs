@@ -5,59 +5,24 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use sandbox_agent::{run, AgentConfig, AuthMode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sandbox_test_support::aio::{echo_on, echo_server, request, InProcess};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
-struct Server {
-    port: u16,
-    shutdown: CancellationToken,
-    _workspace: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn start(dev_mode: bool, ssh: bool) -> Server {
-    let workspace = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let shutdown = CancellationToken::new();
-    let config = AgentConfig {
-        workspace: workspace.path().to_owned(),
-        auth: AuthMode::ForwardedHeaders { dev_mode },
-        ssh,
-        port_forward: true,
-        trust: Default::default(),
-    };
-    tokio::spawn(run(listener, config, shutdown.clone()));
-    Server { port, shutdown, _workspace: workspace }
-}
-
-/// Sends one raw HTTP/1.1 request; returns (status, body).
-async fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await.unwrap().unwrap();
-    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+async fn start(dev_mode: bool, ssh: bool) -> InProcess {
+    InProcess::start(|listener, workspace, shutdown| {
+        let config = AgentConfig {
+            workspace: workspace.to_owned(),
+            auth: AuthMode::ForwardedHeaders { dev_mode },
+            ssh,
+            port_forward: true,
+            ..Default::default()
+        };
+        run(listener, config, shutdown)
+    })
+    .await
 }
 
 const SUB: (&str, &str) = ("X-Forwarded-Sub", "alice");
@@ -109,13 +74,7 @@ async fn port_forward_validates_then_tunnels_then_closes() {
     }
 
     // An echo server "in the pod".
-    let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let echo_port = echo.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let (mut c, _) = echo.accept().await.unwrap();
-        let (mut r, mut w) = c.split();
-        tokio::io::copy(&mut r, &mut w).await.unwrap();
-    });
+    let echo_port = echo_server().await;
     let url = format!("ws://127.0.0.1:{}/api/port-forward?port={echo_port}", s.port);
     let mut req = url.into_client_request().unwrap();
     req.headers_mut().insert("x-forwarded-sub", "alice".parse().unwrap());
@@ -156,11 +115,7 @@ async fn port_forward_reaches_a_server_listening_on_ipv6_loopback_only() {
     };
     let port = echo.local_addr().unwrap().port();
     assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err(), "the port is free on 127.0.0.1");
-    tokio::spawn(async move {
-        let (mut c, _) = echo.accept().await.unwrap();
-        let (mut r, mut w) = c.split();
-        tokio::io::copy(&mut r, &mut w).await.unwrap();
-    });
+    echo_on(echo);
     let s = start(false, true).await;
     let url = format!("ws://127.0.0.1:{}/api/port-forward?port={port}", s.port);
     let mut req = url.into_client_request().unwrap();

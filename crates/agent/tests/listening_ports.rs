@@ -6,65 +6,21 @@
 //! Every process is a child killed by PID when its guard drops, also on failure.
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// A child process killed and reaped on drop.
-struct Guard(Child);
+use sandbox_test_support::{agent_command, python_listener, AgentProcess};
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `sandbox-agent` (header mode) with `flags`; returns it and its API port.
-fn agent(flags: &[&str]) -> (Guard, u16, tempfile::TempDir) {
+/// Starts `sandbox-agent` (header mode) with `flags`; returns it (killed by PID on drop) and
+/// its workspace.
+fn agent(flags: &[&str]) -> (AgentProcess, tempfile::TempDir) {
     let workspace = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sandbox-agent"))
-        .args(["--api-addr", "127.0.0.1:0", "--workspace"])
-        .arg(workspace.path())
-        .args(flags)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sandbox-agent");
-    let stdout = child.stdout.take().unwrap();
-    let guard = Guard(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("agent stdout");
-    let addr =
-        line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("agent said {line:?}"));
-    (guard, addr.rsplit(':').next().unwrap().parse().unwrap(), workspace)
-}
-
-/// python3 listening on 127.0.0.1 and (where the host has IPv6) on `[::]`, both on ports the
-/// system picks; returns it and the ports it printed.
-fn python_listener() -> (Guard, u16, Option<u16>) {
-    let script = "import socket, sys\n\
-        a = socket.socket(); a.bind(('127.0.0.1', 0)); a.listen()\n\
-        try:\n    b = socket.socket(socket.AF_INET6); b.bind(('::', 0)); b.listen(); six = b.getsockname()[1]\n\
-        except OSError:\n    six = 0\n\
-        print(a.getsockname()[1], six, flush=True)\n\
-        sys.stdin.read()\n";
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 is needed for this test");
-    let stdout = child.stdout.take().unwrap();
-    let guard = Guard(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let mut ports = line.split_whitespace().map(|p| p.parse::<u16>().unwrap());
-    let v4 = ports.next().unwrap_or_else(|| panic!("python3 said {line:?}"));
-    let v6 = ports.next().filter(|&p| p != 0);
-    (guard, v4, v6)
+    let mut cmd = agent_command(Path::new(env!("CARGO_BIN_EXE_sandbox-agent")), workspace.path(), 0);
+    cmd.args(flags).stderr(Stdio::null());
+    (AgentProcess::start(cmd), workspace)
 }
 
 /// One request; returns (status, content type, body).
@@ -101,8 +57,9 @@ fn listed(api: u16) -> Vec<(u64, Option<String>)> {
 
 #[test]
 fn a_listener_in_the_pod_is_listed_with_its_process_until_it_stops() {
-    let (_agent, api, _ws) = agent(&[]);
-    let (python, v4, v6) = python_listener();
+    let (server, _ws) = agent(&[]);
+    let api = server.port;
+    let (python, v4, v6) = python_listener(true);
     let (_, _, body) = get(api, "GET", "/api/ssh-port", &[ALICE]);
     let ssh: u64 = serde_json::from_str::<serde_json::Value>(&body).unwrap()["port"].as_u64().unwrap();
 
@@ -127,7 +84,8 @@ fn a_listener_in_the_pod_is_listed_with_its_process_until_it_stops() {
 
 #[test]
 fn the_same_checks_as_every_endpoint() {
-    let (_agent, api, _ws) = agent(&["--allow-sub", "alice"]);
+    let (server, _ws) = agent(&["--allow-sub", "alice"]);
+    let api = server.port;
     let (status, _, body) = get(api, "GET", "/api/listening-ports", &[]);
     assert_eq!((status, body.trim()), (401, "missing identity headers"));
     let (status, _, body) = get(api, "GET", "/api/listening-ports", &["X-Forwarded-Sub: mallory"]);
@@ -137,7 +95,8 @@ fn the_same_checks_as_every_endpoint() {
     assert_eq!(get(api, "POST", "/api/listening-ports", &[ALICE]).0, 405);
     assert_eq!(get(api, "GET", "/api/listening-ports", &[ALICE]).0, 200);
 
-    let (_off, off, _ws) = agent(&["--no-port-forward"]);
+    let (no_forwarding, _ws) = agent(&["--no-port-forward"]);
+    let off = no_forwarding.port;
     assert_eq!(get(off, "GET", "/api/listening-ports", &[ALICE]).0, 404, "off with port forwarding");
     let (_, _, spec) = get(off, "GET", "/api/openapi.yaml", &[]);
     assert!(spec.contains("/api/listening-ports:"), "documented in the served spec");

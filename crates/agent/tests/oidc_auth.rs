@@ -1,5 +1,5 @@
 //! Standalone OIDC bearer validation, with no network beyond loopback: a tiny OpenID provider
-//! (discovery + JWKS, counting JWKS fetches) and tokens signed with locally generated keys.
+//! (`sandbox_test_support::oidc::fake`: discovery + JWKS, counting fetches) and tokens signed with locally generated keys.
 //! First the validator on its own, then the agent over HTTP.
 
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,8 @@ use sandbox_agent::access::AccessPolicy;
 use sandbox_agent::http::jwt::{JwksPolicy, JwtError, JwtValidator};
 use sandbox_agent::http::{Authenticator, Identity, Rejection};
 use sandbox_agent::{run, AgentConfig, AuthMode, Trust};
+use sandbox_test_support::aio::{eventually, request_with_head, InProcess};
+use sandbox_test_support::oidc::fake::FakeProvider;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -101,109 +103,9 @@ fn b64url(v: &Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
 }
 
-// ---------------------------------------------------------------------------------------------
-// A tiny OpenID provider
-
-#[derive(Default)]
-struct ProviderState {
-    keys: Vec<Value>,
-    /// Answer 503 to everything.
-    down: bool,
-    /// The `issuer` the discovery document names (default: the real one).
-    discovery_issuer: Option<String>,
-    jwks_fetches: usize,
-    discovery_fetches: usize,
-}
-
-struct Provider {
-    issuer: String,
-    state: Arc<Mutex<ProviderState>>,
-    _task: tokio::task::JoinHandle<()>,
-}
-
-impl Provider {
-    async fn start(keys: &[&TestKey]) -> Provider {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::serve(listener, keys)
-    }
-
-    fn serve(listener: TcpListener, keys: &[&TestKey]) -> Provider {
-        let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let state = Arc::new(Mutex::new(ProviderState {
-            keys: keys.iter().map(|k| k.jwk.clone()).collect(),
-            ..Default::default()
-        }));
-        let task = tokio::spawn({
-            let (state, issuer) = (state.clone(), issuer.clone());
-            async move {
-                loop {
-                    let Ok((socket, _)) = listener.accept().await else { return };
-                    tokio::spawn(answer(socket, state.clone(), issuer.clone()));
-                }
-            }
-        });
-        Provider { issuer, state, _task: task }
-    }
-
-    fn set_keys(&self, keys: &[&TestKey]) {
-        self.state.lock().unwrap().keys = keys.iter().map(|k| k.jwk.clone()).collect();
-    }
-
-    fn set_down(&self, down: bool) {
-        self.state.lock().unwrap().down = down;
-    }
-
-    fn jwks_fetches(&self) -> usize {
-        self.state.lock().unwrap().jwks_fetches
-    }
-
-    fn discovery_fetches(&self) -> usize {
-        self.state.lock().unwrap().discovery_fetches
-    }
-}
-
-async fn answer(mut socket: TcpStream, state: Arc<Mutex<ProviderState>>, issuer: String) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        match socket.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let request = String::from_utf8_lossy(&buf);
-    let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
-    let (status, body) = {
-        let mut s = state.lock().unwrap();
-        if s.down {
-            ("503 Service Unavailable", "down".to_owned())
-        } else if path == "/.well-known/openid-configuration" {
-            s.discovery_fetches += 1;
-            let doc_issuer = s.discovery_issuer.clone().unwrap_or_else(|| issuer.clone());
-            ("200 OK", json!({"issuer": doc_issuer, "jwks_uri": format!("{issuer}/jwks")}).to_string())
-        } else if path == "/jwks" {
-            s.jwks_fetches += 1;
-            ("200 OK", json!({"keys": s.keys}).to_string())
-        } else {
-            ("404 Not Found", "{}".to_owned())
-        }
-    };
-    let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = socket.write_all(resp.as_bytes()).await;
-    let _ = socket.shutdown().await;
-}
-
-async fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
+/// The public JWKs of `keys`, as the provider publishes them.
+fn jwks(keys: &[&TestKey]) -> Vec<Value> {
+    keys.iter().map(|k| k.jwk.clone()).collect()
 }
 
 fn invalid(reason: &'static str) -> Result<Identity, JwtError> {
@@ -216,7 +118,7 @@ fn invalid(reason: &'static str) -> Result<Identity, JwtError> {
 #[tokio::test]
 async fn valid_token_gives_sub_user_and_groups() {
     let key = rsa_key("k1");
-    let p = Provider::start(&[&key]).await;
+    let p = FakeProvider::start(jwks(&[&key])).await;
     let v = JwtValidator::new(&p.issuer, AUD).unwrap();
     assert_eq!(p.jwks_fetches(), 0, "nothing is fetched before the first token");
 
@@ -250,7 +152,7 @@ async fn valid_token_gives_sub_user_and_groups() {
 #[tokio::test]
 async fn claims_are_checked() {
     let key = rsa_key("k1");
-    let p = Provider::start(&[&key]).await;
+    let p = FakeProvider::start(jwks(&[&key])).await;
     let v = JwtValidator::new(&p.issuer, AUD).unwrap();
     let with = |f: &dyn Fn(&mut Value)| {
         let mut c = claims(&p.issuer);
@@ -298,7 +200,7 @@ async fn claims_are_checked() {
 #[tokio::test]
 async fn alg_none_and_hmac_confusion_are_rejected() {
     let key = rsa_key("k1");
-    let p = Provider::start(&[&key]).await;
+    let p = FakeProvider::start(jwks(&[&key])).await;
     let v = JwtValidator::new(&p.issuer, AUD).unwrap();
     let c = claims(&p.issuer);
 
@@ -327,11 +229,11 @@ async fn alg_none_and_hmac_confusion_are_rejected() {
 #[tokio::test]
 async fn symmetric_keys_in_the_jwks_are_never_used() {
     let key = rsa_key("rsa");
-    let p = Provider::start(&[&key]).await;
+    let p = FakeProvider::start(jwks(&[&key])).await;
     let secret = b"a shared secret that must never verify anything";
     let oct = json!({"kty": "oct", "kid": "hmac", "alg": "HS256",
         "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)});
-    p.state.lock().unwrap().keys.push(oct);
+    p.add_key(oct);
     let v = JwtValidator::new(&p.issuer, AUD).unwrap();
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("hmac".into());
@@ -345,13 +247,13 @@ async fn symmetric_keys_in_the_jwks_are_never_used() {
 async fn unknown_kid_refetches_once_then_accepts_the_rotated_key() {
     let old = rsa_key("old");
     let new = ed25519_key("new");
-    let p = Provider::start(&[&old]).await;
+    let p = FakeProvider::start(jwks(&[&old])).await;
     let v = JwtValidator::new(&p.issuer, AUD).unwrap();
     assert!(v.validate(&sign(&old, &claims(&p.issuer))).await.is_ok());
     assert_eq!(p.jwks_fetches(), 1);
 
     // The provider rotates to an Ed25519 key and signs with it at once.
-    p.set_keys(&[&new]);
+    p.set_keys(jwks(&[&new]));
     let id = v.validate(&sign(&new, &claims(&p.issuer))).await.unwrap();
     assert_eq!(id.sub, "alice-sub");
     assert_eq!(p.jwks_fetches(), 2, "exactly one refetch for the unknown kid");
@@ -365,7 +267,7 @@ async fn unknown_kid_refetches_once_then_accepts_the_rotated_key() {
 #[tokio::test]
 async fn a_flood_of_unknown_kids_refetches_at_most_once_per_interval() {
     let key = rsa_key("k1");
-    let p = Provider::start(&[&key]).await;
+    let p = FakeProvider::start(jwks(&[&key])).await;
     // Default policy: one refetch per 30 s.
     let v = JwtValidator::new(&p.issuer, AUD).unwrap();
     assert!(v.validate(&sign(&key, &claims(&p.issuer))).await.is_ok());
@@ -405,7 +307,7 @@ async fn a_flood_of_unknown_kids_refetches_at_most_once_per_interval() {
 #[tokio::test]
 async fn provider_down_is_503_then_recovers() {
     let key = rsa_key("k1");
-    let p = Provider::start(&[&key]).await;
+    let p = FakeProvider::start(jwks(&[&key])).await;
     p.set_down(true);
     let policy = JwksPolicy { failure_backoff: Duration::from_millis(300), ..JwksPolicy::default() };
     let v = JwtValidator::with_policy(&p.issuer, AUD, policy).unwrap();
@@ -426,7 +328,7 @@ async fn provider_down_is_503_then_recovers() {
 #[tokio::test]
 async fn stale_keys_are_refreshed_and_kept_when_the_provider_is_down() {
     let key = rsa_key("k1");
-    let p = Provider::start(&[&key]).await;
+    let p = FakeProvider::start(jwks(&[&key])).await;
     let policy = JwksPolicy {
         max_age: Duration::from_millis(200),
         failure_backoff: Duration::from_millis(100),
@@ -438,7 +340,7 @@ async fn stale_keys_are_refreshed_and_kept_when_the_provider_is_down() {
     tokio::time::sleep(Duration::from_millis(250)).await;
     // Served from the cache at once; the refresh runs in the background.
     assert!(v.validate(&token).await.is_ok());
-    assert!(eventually(|| p.jwks_fetches() == 2).await, "refreshed once stale");
+    assert!(eventually(Duration::from_secs(5), || p.jwks_fetches() == 2).await, "refreshed once stale");
     assert!(v.validate(&token).await.is_ok());
     assert_eq!(p.jwks_fetches(), 2, "fresh again");
     p.set_down(true);
@@ -451,14 +353,14 @@ async fn stale_keys_are_refreshed_and_kept_when_the_provider_is_down() {
 #[tokio::test]
 async fn discovery_must_name_the_configured_issuer() {
     let key = rsa_key("k1");
-    let p = Provider::start(&[&key]).await;
-    p.state.lock().unwrap().discovery_issuer = Some("https://evil.example".into());
+    let p = FakeProvider::start(jwks(&[&key])).await;
+    p.set_discovery_issuer("https://evil.example");
     let v = JwtValidator::new(&p.issuer, AUD).unwrap();
     assert_eq!(v.validate(&sign(&key, &claims(&p.issuer))).await, Err(JwtError::ProviderUnavailable));
     assert_eq!(p.jwks_fetches(), 0, "the JWKS of a mismatched document is not even fetched");
 
     // Trailing slash tolerated: configured with one, the provider spells it without.
-    let p = Provider::start(&[&key]).await;
+    let p = FakeProvider::start(jwks(&[&key])).await;
     let v = JwtValidator::new(&format!("{}/", p.issuer), AUD).unwrap();
     assert!(v.validate(&sign(&key, &claims(&p.issuer))).await.is_ok());
 }
@@ -466,7 +368,7 @@ async fn discovery_must_name_the_configured_issuer() {
 #[tokio::test]
 async fn forged_forwarded_headers_are_ignored_in_bearer_mode() {
     let key = rsa_key("k1");
-    let p = Provider::start(&[&key]).await;
+    let p = FakeProvider::start(jwks(&[&key])).await;
     let auth = Authenticator::Bearer(JwtValidator::new(&p.issuer, AUD).unwrap());
     let mut h = http::HeaderMap::new();
     h.insert("x-forwarded-sub", "mallory".parse().unwrap());
@@ -487,65 +389,41 @@ async fn forged_forwarded_headers_are_ignored_in_bearer_mode() {
 // ---------------------------------------------------------------------------------------------
 // The agent over HTTP
 
-struct Agent {
-    port: u16,
-    shutdown: CancellationToken,
-    _workspace: tempfile::TempDir,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
 /// An agent whose owner is alice (`sub` of [`claims`]).
-async fn start_agent(issuer: &str) -> Agent {
+async fn start_agent(issuer: &str) -> InProcess {
     let owner = Trust { access: AccessPolicy::new(["alice-sub"], [""; 0]), ..Default::default() };
     start_agent_with(issuer, "groups", owner).await
 }
 
-async fn start_agent_with(issuer: &str, groups_claim: &str, trust: Trust) -> Agent {
-    let workspace = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let shutdown = CancellationToken::new();
-    let config = AgentConfig {
-        workspace: workspace.path().to_owned(),
-        auth: AuthMode::Oidc {
-            issuer: issuer.to_owned(),
-            audience: AUD.to_owned(),
-            groups_claim: groups_claim.to_owned(),
-        },
-        ssh: true,
-        port_forward: true,
-        trust,
+async fn start_agent_with(issuer: &str, groups_claim: &str, trust: Trust) -> InProcess {
+    let auth = AuthMode::Oidc {
+        issuer: issuer.to_owned(),
+        audience: AUD.to_owned(),
+        groups_claim: groups_claim.to_owned(),
     };
-    tokio::spawn(run(listener, config, shutdown.clone()));
-    Agent { port, shutdown, _workspace: workspace }
+    InProcess::start(|listener, workspace, shutdown| {
+        let config = AgentConfig {
+            workspace: workspace.to_owned(),
+            auth,
+            ssh: true,
+            port_forward: true,
+            trust,
+            ..Default::default()
+        };
+        run(listener, config, shutdown)
+    })
+    .await
 }
 
-/// One raw HTTP/1.1 request; returns (status, head, body).
+/// One request with no body; returns (status, head, body).
 async fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_string(&mut out)).await.unwrap().unwrap();
-    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    request_with_head(port, method, path, headers, "").await
 }
 
 #[tokio::test]
 async fn agent_requires_a_valid_bearer_and_ignores_forwarded_headers() {
     let key = rsa_key("k1");
-    let p = Provider::start(&[&key]).await;
+    let p = FakeProvider::start(jwks(&[&key])).await;
     let agent = start_agent(&p.issuer).await;
     let www = "www-authenticate: bearer error=\"invalid_token\"";
 
@@ -616,7 +494,7 @@ async fn agent_requires_a_valid_bearer_and_ignores_forwarded_headers() {
 #[tokio::test]
 async fn a_token_for_the_audience_is_not_an_owner() {
     let key = rsa_key("k1");
-    let p = Provider::start(&[&key]).await;
+    let p = FakeProvider::start(jwks(&[&key])).await;
     let bearer = |c: &Value| format!("Bearer {}", sign(&key, c));
     let mut bob = claims(&p.issuer);
     bob["sub"] = json!("bob-sub");
@@ -676,7 +554,7 @@ async fn a_subject_cannot_forge_a_log_line() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let key = rsa_key("k1");
-    let p = Provider::start(&[&key]).await;
+    let p = FakeProvider::start(jwks(&[&key])).await;
     let agent =
         start_agent_with(&p.issuer, "groups", Trust { allow_any_subject: true, ..Default::default() }).await;
     let mut forger = claims(&p.issuer);
@@ -718,7 +596,7 @@ async fn agent_answers_503_while_the_provider_is_unreachable_then_recovers() {
     assert_eq!(request(agent.port, "GET", "/api/ssh-port", &[]).await.0, 401);
 
     // The provider comes up on that port; within the failure backoff (5 s) the agent recovers.
-    let p = Provider::serve(TcpListener::bind(("127.0.0.1", port)).await.unwrap(), &[&key]);
+    let p = FakeProvider::serve(TcpListener::bind(("127.0.0.1", port)).await.unwrap(), jwks(&[&key]));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (status, _, body) = request(agent.port, "GET", "/api/ssh-port", &auth).await;
@@ -748,6 +626,7 @@ async fn bad_oidc_configuration_fails_run() {
             ssh: false,
             port_forward: false,
             trust: Trust { allow_any_subject: true, ..Default::default() },
+            ..Default::default()
         };
         let e = run(listener, config, CancellationToken::new()).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{issuer} {audience}: {e}");

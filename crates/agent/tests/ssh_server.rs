@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use sandbox_agent::authorized_keys::AuthorizedKeys;
 use sandbox_agent::ssh::{HostKey, SshServer};
+use sandbox_test_support::aio::echo_server;
+use sandbox_test_support::{free_port, PidGuard};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -18,17 +20,6 @@ use tokio_util::sync::CancellationToken;
 const SHORT: Duration = Duration::from_secs(30);
 const LONG: Duration = Duration::from_secs(60);
 const BIG: usize = 64 * 1024 * 1024;
-
-/// Kills a spawned client by PID when the test ends, even on panic.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(pid) = rustix::process::Pid::from_raw(self.0 as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        }
-    }
-}
 
 /// A running server with a registered client key, in its own temp dir.
 struct Fixture {
@@ -137,11 +128,11 @@ impl Fixture {
     }
 }
 
-/// Spawns `cmd` with piped stdio, guarded by PID.
-fn spawn(mut cmd: Command) -> (Child, KillOnDrop) {
+/// Spawns `cmd` with piped stdio, guarded by PID (killed when the test ends, even on panic).
+fn spawn(mut cmd: Command) -> (Child, PidGuard) {
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let child = cmd.spawn().expect("spawn client");
-    let guard = KillOnDrop(child.id().expect("child pid"));
+    let guard = PidGuard(child.id().expect("child pid"));
     (child, guard)
 }
 
@@ -179,27 +170,6 @@ fn random_file(path: &Path, len: usize) {
     let mut data = vec![0u8; len];
     rand::rng().fill_bytes(&mut data);
     std::fs::write(path, data).expect("write random file");
-}
-
-/// A TCP echo server; returns its port.
-async fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
-    let port = listener.local_addr().expect("echo addr").port();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = stream.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
-    port
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind free port");
-    listener.local_addr().expect("addr").port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

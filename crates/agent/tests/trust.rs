@@ -10,58 +10,23 @@ use base64::Engine as _;
 use sandbox_agent::access::AccessPolicy;
 use sandbox_agent::authorized_keys::KeyLimits;
 use sandbox_agent::{run, AgentConfig, AuthMode, GatewaySecret, Trust};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use sandbox_test_support::aio::{request, InProcess};
+use sandbox_test_support::{agent_command, AgentProcess};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-struct Server {
-    port: u16,
-    shutdown: CancellationToken,
-    _workspace: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn start(auth: AuthMode, trust: Trust) -> Server {
-    let workspace = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let shutdown = CancellationToken::new();
-    let config =
-        AgentConfig { workspace: workspace.path().to_owned(), auth, ssh: true, port_forward: true, trust };
-    tokio::spawn(run(listener, config, shutdown.clone()));
-    Server { port, shutdown, _workspace: workspace }
+async fn start(auth: AuthMode, trust: Trust) -> InProcess {
+    InProcess::start(|listener, workspace, shutdown| {
+        let workspace = workspace.to_owned();
+        let config =
+            AgentConfig { workspace, auth, ssh: true, port_forward: true, trust, ..Default::default() };
+        run(listener, config, shutdown)
+    })
+    .await
 }
 
 fn header_mode() -> AuthMode {
     AuthMode::ForwardedHeaders { dev_mode: false }
-}
-
-/// One raw HTTP/1.1 request (no headers but these); returns (status, body).
-async fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    // The server may answer (and close) before reading a large body.
-    let _ = s.write_all(req.as_bytes()).await;
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await.unwrap();
-    let out = String::from_utf8_lossy(&out).into_owned();
-    let status =
-        out.split_whitespace().nth(1).unwrap_or_else(|| panic!("no answer: {out:?}")).parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
 }
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -323,44 +288,19 @@ fn command_line_refusals() {
     assert!(err.contains("--allow-origin"), "{err}");
 }
 
-/// Kills the agent by PID when the test ends, even on panic.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn the_command_line_wires_the_trust_flags() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("gateway-secret");
     std::fs::write(&secret, "s3cret-from-file\nignored second line\n").unwrap();
-    let mut child = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_sandbox-agent"))
-            .args(["--api-addr", "127.0.0.1:0", "--workspace"])
-            .arg(dir.path())
-            .arg("--gateway-secret-file")
-            .arg(&secret)
-            .args([
-                "--allow-sub",
-                "alice",
-                "--allow-group",
-                "devs",
-                "--allow-origin",
-                "https://ide.example.com",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.0.stdout.take().unwrap()), &mut line)
-        .unwrap();
-    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let mut cmd = agent_command(Path::new(env!("CARGO_BIN_EXE_sandbox-agent")), dir.path(), 0);
+    cmd.arg("--gateway-secret-file")
+        .arg(&secret)
+        .args(["--allow-sub", "alice", "--allow-group", "devs", "--allow-origin", "https://ide.example.com"])
+        .stderr(std::process::Stdio::null());
+    // Killed by PID when the test ends, even on panic.
+    let agent = AgentProcess::start(cmd);
+    let port = agent.port;
     let gw = ("X-Sandbox-Gateway-Secret", "s3cret-from-file");
     assert_eq!(request(port, "GET", "/api/ssh-port", &[ALICE], "").await.0, 403, "no secret");
     assert_eq!(request(port, "GET", "/api/ssh-port", &[ALICE, gw], "").await.0, 200);
