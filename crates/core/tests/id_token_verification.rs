@@ -11,9 +11,8 @@ use base64::Engine;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use sandbox_core::net::TlsSettings;
 use sandbox_core::oidc::{login, LoginOptions, OidcError, OidcSettings};
+use sandbox_test_support::oidc::fake::FakeProvider;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 struct Key {
     pem: Vec<u8>,
@@ -47,47 +46,21 @@ fn rsa_key() -> Option<Key> {
 /// Claims of the id_token the fake provider will issue, given the request's nonce.
 type Mint = Box<dyn Fn(&str, &str) -> serde_json::Value + Send + Sync>;
 
-/// A provider serving discovery, JWKS and a token endpoint whose id_token `mint` decides.
-async fn fake_provider(published: &Key, signer: Arc<Key>, mint: Mint) -> (String, Arc<Mutex<String>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+/// A provider serving discovery, JWKS and a token endpoint whose id_token `mint` decides; with
+/// the nonce the "browser" saw in the authorization request.
+async fn fake_provider(published: &Key, signer: Arc<Key>, mint: Mint) -> (FakeProvider, Arc<Mutex<String>>) {
     let nonce = Arc::new(Mutex::new(String::new()));
-    let jwks = json!({"keys": [{"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256", "n": published.n, "e": "AQAB"}]});
-    let (iss, nonce_seen) = (issuer.clone(), nonce.clone());
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = vec![0u8; 16384];
-            let n = s.read(&mut buf).await.unwrap();
-            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let path = req.split_whitespace().nth(1).unwrap_or("").to_owned();
-            let body = match path.as_str() {
-                "/.well-known/openid-configuration" => json!({
-                    "issuer": iss, "authorization_endpoint": format!("{iss}/auth"),
-                    "token_endpoint": format!("{iss}/token"), "jwks_uri": format!("{iss}/jwks"),
-                    "response_types_supported": ["code"], "subject_types_supported": ["public"],
-                    "id_token_signing_alg_values_supported": ["RS256"],
-                }),
-                "/jwks" => jwks.clone(),
-                "/token" => {
-                    let claims = mint(&iss, &nonce_seen.lock().unwrap());
-                    let mut header = Header::new(Algorithm::RS256);
-                    header.kid = Some("k1".into());
-                    let key = EncodingKey::from_rsa_pem(&signer.pem).unwrap();
-                    json!({"access_token": "at", "token_type": "Bearer", "expires_in": 60,
-                           "id_token": encode(&header, &claims, &key).unwrap()})
-                }
-                _ => json!({}),
-            };
-            let body = body.to_string();
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(resp.as_bytes()).await;
-        }
+    let jwk = json!({"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256", "n": published.n, "e": "AQAB"});
+    let nonce_seen = nonce.clone();
+    let provider = FakeProvider::start(vec![jwk]).await.with_token_endpoint(move |iss| {
+        let claims = mint(iss, &nonce_seen.lock().unwrap());
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("k1".into());
+        let key = EncodingKey::from_rsa_pem(&signer.pem).unwrap();
+        json!({"access_token": "at", "token_type": "Bearer", "expires_in": 60,
+               "id_token": encode(&header, &claims, &key).unwrap()})
     });
-    (issuer, nonce)
+    (provider, nonce)
 }
 
 /// Runs `login` with a "browser" that approves at once: it redirects to our loopback listener
@@ -127,8 +100,8 @@ fn now() -> u64 {
 }
 
 async fn verdict(published: &Key, signer: Arc<Key>, mint: Mint) -> Result<(), String> {
-    let (issuer, nonce) = fake_provider(published, signer, mint).await;
-    run_login(&issuer, nonce).await.map_err(|e| e.to_string())
+    let (provider, nonce) = fake_provider(published, signer, mint).await;
+    run_login(&provider.issuer, nonce).await.map_err(|e| e.to_string())
 }
 
 #[tokio::test]
