@@ -1,4 +1,5 @@
-//! Child processes owned by guards (killed by PID on drop), RSS readings, file-descriptor limit.
+//! Child processes owned by guards (killed by PID on drop, with the processes they started:
+//! `sandbox_test_support::Guard`), RSS readings, file-descriptor limit.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -6,10 +7,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+pub use sandbox_test_support::{descendants, free_port, kill};
 
-/// A child process killed (SIGKILL) and reaped on drop — also when a run fails half-way.
+/// A child process killed (SIGKILL, with its descendants: websockify forks one per connection)
+/// and reaped on drop — also when a run fails half-way.
 pub struct Guard {
-    pub child: Child,
+    process: sandbox_test_support::Guard,
     pub name: String,
 }
 
@@ -23,36 +26,21 @@ impl Guard {
             .stderr(out)
             .spawn()
             .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
-        Ok(Guard { child, name: name.to_owned() })
+        let process = sandbox_test_support::Guard { child, name: "benchmark process" };
+        Ok(Guard { process, name: name.to_owned() })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Fails if the process has exited.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
+        if let Some(status) = self.process.child.try_wait()? {
             bail!("{} exited early ({status})", self.name);
         }
         Ok(())
     }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // Kill the process (by PID) and its children (websockify forks one per connection).
-        for pid in descendants(self.child.id()) {
-            kill(pid);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A free loopback port (bound then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// Waits until `port` on loopback accepts a connection (the probe connection is closed at
@@ -78,44 +66,9 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok())
 }
 
-/// `pid` and all its descendants.
-pub fn descendants(pid: u32) -> Vec<u32> {
-    let mut parents: Vec<(u32, u32)> = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
-            // Fields after the `(comm)`, which may contain spaces.
-            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
-            if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
-                parents.push((p, ppid));
-            }
-        }
-    }
-    let mut out = vec![pid];
-    let mut i = 0;
-    while i < out.len() {
-        let cur = out[i];
-        out.extend(parents.iter().filter(|(_, pp)| *pp == cur).map(|(p, _)| *p));
-        i += 1;
-    }
-    out
-}
-
 /// Summed VmRSS of `pid` and its descendants, KiB (shared pages counted once per process).
 pub fn tree_rss_kib(pid: u32) -> u64 {
     descendants(pid).into_iter().filter_map(rss_kib).sum()
-}
-
-/// Kills a process we started (or its child) by PID, at once.
-pub fn kill(pid: u32) {
-    #[cfg(unix)]
-    // SAFETY: plain syscall on a PID we started.
-    unsafe {
-        libc::kill(pid as i32, libc::SIGKILL);
-    }
-    #[cfg(windows)]
-    let _ = Command::new("taskkill").args(["/F", "/PID", &pid.to_string()]).output();
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit (children inherit it); returns the new soft
@@ -159,36 +112,16 @@ pub fn run(mut cmd: Command, timeout: Duration) -> anyhow::Result<Output> {
     wait_output(child, timeout)
 }
 
-/// Waits for a spawned child with a deadline, collecting its output.
+/// Waits for a spawned child with a deadline, collecting its output; kills it by PID when the
+/// deadline passes.
 pub fn wait_output(child: Child, timeout: Duration) -> anyhow::Result<Output> {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(out) => Ok(out?),
-        Err(_) => {
-            kill(pid);
-            bail!("process {pid} did not finish within {timeout:?}")
-        }
-    }
+    Ok(sandbox_test_support::output_within(child, timeout)?)
 }
 
-/// Waits for a spawned child's exit (not for its pipes) with a deadline; kills it when it passes.
-pub fn wait_exit(mut child: Child, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(status) => Ok(status?),
-        Err(_) => {
-            kill(pid);
-            bail!("process {pid} did not finish within {timeout:?}")
-        }
-    }
+/// Waits for a spawned child's exit (not for its pipes) with a deadline; kills it by PID when
+/// the deadline passes.
+pub fn wait_exit(child: Child, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    Ok(sandbox_test_support::exit_within(child, timeout)?)
 }
 
 /// Asserts success, with both streams in the error otherwise.

@@ -1,14 +1,13 @@
 //! The CI smoke of the benchmark: tiny sizes, every contender whose tool is installed, every
 //! byte checked. Ours and direct TCP always run. Needs `cargo build --workspace --bins` first.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sandbox_bench::run::{run, Options};
 
 #[test]
 fn every_contender_moves_correct_bytes() {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..").to_owned();
+    let bin_dir = sandbox_test_support::bin_dir();
     // scripts/bench.sh installs websocat here.
     let tools: Vec<PathBuf> = bin_dir.parent().map(|t| t.join("tools/bin")).into_iter().collect();
     let report = run(Options { smoke: true, bin_dir, tool_dirs: tools, reps: 1, only: Vec::new() })
