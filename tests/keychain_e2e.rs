@@ -11,8 +11,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use sandbox_tests::keychain::SecretService;
-use sandbox_tests::oidc::{OidcGateway, Provider, StandInBrowser, AUDIENCE, CLIENT_ID};
-use sandbox_tests::{eventually, ok, stderr, stdout, wait, Agent, Guard, Home};
+use sandbox_tests::oidc::CLIENT_ID;
+use sandbox_tests::sign_in::SignIn;
+use sandbox_tests::{ok, stderr, stdout, wait, Guard};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -21,43 +22,26 @@ const SERVICE: &str = "sandbox-forward";
 
 /// A provider, a gated agent and a home whose CLI talks to `bus`.
 struct World {
-    provider: Provider,
-    server: String,
-    _gateway: OidcGateway,
-    _agent: Agent,
-    _workspace: tempfile::TempDir,
-    home: Home,
+    sign_in: SignIn,
     bus: SecretService,
-    browser: StandInBrowser,
+}
+
+impl std::ops::Deref for World {
+    type Target = SignIn;
+    fn deref(&self) -> &SignIn {
+        &self.sign_in
+    }
 }
 
 impl World {
     fn new(bus: SecretService, access_token_ttl: u64) -> World {
-        let provider = Provider::start(access_token_ttl);
-        let workspace = tempfile::tempdir().unwrap();
-        let agent = Agent::start(workspace.path(), 0, &[]);
-        let gateway = OidcGateway::start(agent.port, &provider, AUDIENCE);
-        let server = gateway.url();
-        let home = Home::new();
-        let browser = StandInBrowser::new(home.path());
-        World {
-            provider,
-            server,
-            _gateway: gateway,
-            _agent: agent,
-            _workspace: workspace,
-            home,
-            bus,
-            browser,
-        }
+        World { sign_in: SignIn::gated(access_token_ttl), bus }
     }
 
     /// The keychain is preferred (no SANDBOX_FORWARD_TOKEN_STORE) and reached on our bus only.
     fn env(&self, mut c: Command) -> Command {
-        c.env_remove("SANDBOX_FORWARD_TOKEN_STORE")
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus.address)
-            .env("BROWSER", &self.browser.program)
-            .env("SANDBOX_FORWARD_LOG", "sandbox_core=info");
+        c.env_remove("SANDBOX_FORWARD_TOKEN_STORE").env("DBUS_SESSION_BUS_ADDRESS", &self.bus.address);
+        self.client_env(&mut c);
         c
     }
 
@@ -76,30 +60,16 @@ impl World {
     /// `ssh-setup NAME` with browser sign-in as `login`.
     fn setup(&self, name: &str, login: &str) -> Output {
         let _ = std::fs::remove_file(&self.browser.url_file);
-        let mut c = self.cli(&[
-            "ssh-setup",
-            name,
-            "--server",
-            &self.server,
-            "--oidc-issuer",
-            &self.provider.issuer,
-            "--client-id",
-            CLIENT_ID,
-        ]);
+        let mut c = self.cli(&self.ssh_setup_args(name));
         let child = c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let guard = Guard { child, name: "ssh-setup" };
-        assert!(eventually(T, || self.browser.url_file.exists()), "the CLI never opened the browser");
-        let url = std::fs::read_to_string(&self.browser.url_file).unwrap();
+        let url = self.browser_url(T);
         let (status, body) = self.provider.complete_login(&url, login);
         assert_eq!(status, 200, "{body}");
         let out = guard.finish(T);
         // From here on the file appears only if something asks for a browser login again.
         std::fs::remove_file(&self.browser.url_file).unwrap();
         out
-    }
-
-    fn tokens_dir(&self) -> PathBuf {
-        self.home.path().join(".config/sandbox/tokens")
     }
 }
 

@@ -10,69 +10,37 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use sandbox_tests::oidc::{OidcGateway, Provider, StandInBrowser, AUDIENCE, CLIENT_ID};
-use sandbox_tests::{eventually, ok, stderr, stdout, wait, Agent, Guard, Home};
+use sandbox_tests::sign_in::SignIn;
+use sandbox_tests::{ok, stderr, stdout, wait, Guard};
 
 const T: Duration = Duration::from_secs(90);
 
 struct World {
-    provider: Provider,
-    /// Where the CLI sends API requests: the gateway, or the agent itself when it stands alone.
-    server: String,
-    _gateway: Option<OidcGateway>,
-    home: Home,
-    _agent: Agent,
-    _workspace: tempfile::TempDir,
-    /// Writes the URL it was asked to open into `browser.url_file`.
-    browser: StandInBrowser,
+    sign_in: SignIn,
     /// Everything the client side printed, for the no-token-leaks check.
     transcript: std::cell::RefCell<String>,
 }
 
+impl std::ops::Deref for World {
+    type Target = SignIn;
+    fn deref(&self) -> &SignIn {
+        &self.sign_in
+    }
+}
+
 impl World {
     fn new(access_token_ttl: u64) -> World {
-        World::build(access_token_ttl, false)
+        World { sign_in: SignIn::gated(access_token_ttl), transcript: Default::default() }
     }
 
-    /// No gateway: the agent validates the provider's JWTs itself.
+    /// No gateway: the agent validates the provider's JWTs itself; dave owns the sandbox.
     fn standalone(access_token_ttl: u64) -> World {
-        World::build(access_token_ttl, true)
-    }
-
-    fn build(access_token_ttl: u64, standalone: bool) -> World {
-        let provider = Provider::start(access_token_ttl);
-        let workspace = tempfile::tempdir().unwrap();
-        let (agent, gateway, server) = if standalone {
-            // The provider's `sub` is the login name; dave owns the standalone sandbox.
-            let flags =
-                ["--oidc-issuer", provider.issuer.as_str(), "--audience", AUDIENCE, "--allow-sub", "dave"];
-            let agent = Agent::start(workspace.path(), 0, &flags);
-            let url = agent.url();
-            (agent, None, url)
-        } else {
-            let agent = Agent::start(workspace.path(), 0, &[]);
-            let gateway = OidcGateway::start(agent.port, &provider, AUDIENCE);
-            let url = gateway.url();
-            (agent, Some(gateway), url)
-        };
-        let home = Home::new();
-        let browser = StandInBrowser::new(home.path());
-        World {
-            provider,
-            server,
-            _gateway: gateway,
-            home,
-            _agent: agent,
-            _workspace: workspace,
-            browser,
-            transcript: Default::default(),
-        }
+        World { sign_in: SignIn::standalone(access_token_ttl, "dave"), transcript: Default::default() }
     }
 
     fn env(&self, mut c: Command) -> Command {
-        c.env("SANDBOX_FORWARD_TOKEN_STORE", "file")
-            .env("BROWSER", &self.browser.program)
-            .env("SANDBOX_FORWARD_LOG", "sandbox_core=info");
+        c.env("SANDBOX_FORWARD_TOKEN_STORE", "file");
+        self.client_env(&mut c);
         c
     }
 
@@ -95,26 +63,11 @@ impl World {
         c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     }
 
-    /// The URL our CLI asked the browser to open.
-    fn browser_url(&self) -> String {
-        assert!(eventually(T, || self.browser.url_file.exists()), "the CLI never opened the browser");
-        std::fs::read_to_string(&self.browser.url_file).unwrap()
-    }
-
     /// `ssh-setup` with browser sign-in, the user logging in as `login`.
     fn setup(&self, name: &str, login: &str) -> Output {
-        let child = self.spawn(self.cli(&[
-            "ssh-setup",
-            name,
-            "--server",
-            &self.server,
-            "--oidc-issuer",
-            &self.provider.issuer,
-            "--client-id",
-            CLIENT_ID,
-        ]));
+        let child = self.spawn(self.cli(&self.ssh_setup_args(name)));
         let guard = Guard { child, name: "ssh-setup" };
-        let (status, body) = self.provider.complete_login(&self.browser_url(), login);
+        let (status, body) = self.provider.complete_login(&self.browser_url(T), login);
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(&format!("Signed in as {login}")), "{body}");
         let o = guard.finish(T);
@@ -130,8 +83,7 @@ impl World {
 
     /// The stored tokens of `name`: the one file `NAME.<issuer and client hash>.json`.
     fn tokens(&self, name: &str) -> serde_json::Value {
-        let dir = self.home.path().join(".config/sandbox/tokens");
-        let files: Vec<_> = std::fs::read_dir(&dir)
+        let files: Vec<_> = std::fs::read_dir(self.tokens_dir())
             .unwrap()
             .flatten()
             .map(|e| e.path())
@@ -229,7 +181,7 @@ fn a_revoked_grant_asks_for_login_again_and_login_fixes_it() {
 
     let child = w.spawn(w.cli(&["login", "rv"]));
     let guard = Guard { child, name: "login" };
-    let (status, _) = w.provider.complete_login(&w.browser_url(), "bob");
+    let (status, _) = w.provider.complete_login(&w.browser_url(T), "bob");
     assert_eq!(status, 200);
     assert!(ok(&guard.finish(T)).contains("Signed in to rv as bob"));
     assert_eq!(ok(&w.run(w.ssh(&["rv", "echo yes"]))), "yes\n");
@@ -261,7 +213,7 @@ fn tampered_state_iss_and_nonce_are_rejected() {
     {
         let child = w.spawn(w.cli(&["login", "tp"]));
         let guard = Guard { child, name: "login" };
-        let callback = w.provider.authorize_until_callback(&w.browser_url(), "carol");
+        let callback = w.provider.authorize_until_callback(&w.browser_url(T), "carol");
         let resp = sandbox_tests::oidc::http().get(&with_param(&callback, key, value)).call().unwrap();
         assert_eq!(resp.status(), 400, "{key}");
         let o = guard.finish(T);
@@ -274,7 +226,7 @@ fn tampered_state_iss_and_nonce_are_rejected() {
     let child = w.spawn(w.cli(&["login", "tp"]));
     let guard = Guard { child, name: "login" };
     let (status, body) =
-        w.provider.complete_login(&with_param(&w.browser_url(), "nonce", "swapped"), "carol");
+        w.provider.complete_login(&with_param(&w.browser_url(T), "nonce", "swapped"), "carol");
     assert_eq!(status, 400, "{body}");
     let o = guard.finish(T);
     assert!(!o.status.success());

@@ -5,6 +5,8 @@
 pub mod fault;
 pub mod gateway;
 pub mod keychain;
+#[cfg(unix)]
+pub mod sign_in;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
