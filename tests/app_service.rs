@@ -52,7 +52,7 @@ impl Desktop for Recorder {
             panic!("notification failed: Too many open files");
         }
     }
-    fn set_start_at_login(&self, _: bool) -> Result<(), String> {
+    fn set_start_at_login(&self, _: bool) -> Result<(), sandbox_desk::desktop::AutostartError> {
         Ok(())
     }
     fn key_comment(&self) -> String {

@@ -30,7 +30,7 @@ impl Desktop for NoDesktop {
         None
     }
     fn notify(&self, _: &str, _: &str) {}
-    fn set_start_at_login(&self, _: bool) -> Result<(), String> {
+    fn set_start_at_login(&self, _: bool) -> Result<(), sandbox_desk::desktop::AutostartError> {
         Ok(())
     }
     fn key_comment(&self) -> String {
@@ -129,7 +129,9 @@ fn rpc_carries_requests_to_the_tray_process_and_its_answers_back() {
     .expect_err("a bad name is refused");
     let message = error["message"].as_str().unwrap_or_else(|| panic!("not an ActionError: {error}"));
     assert!(message.contains("invalid sandbox name"), "{message}");
-    assert_eq!(error.as_object().unwrap().len(), 1, "{error}");
+    // Its code, beside the sentence, is what the UI branches on.
+    assert_eq!(error["code"], json!("invalidInput"), "{error}");
+    assert_eq!(error.as_object().unwrap().len(), 2, "{error}");
 }
 
 #[test]
@@ -146,6 +148,7 @@ fn without_a_tray_process_every_call_says_so() {
     let error = invoke(&webview, json!({"request": {"kind": "snapshot"}})).expect_err("no tray process");
     let message = error["message"].as_str().unwrap_or_else(|| panic!("not an ActionError: {error}"));
     assert!(message.contains("tray process is not running"), "{message}");
+    assert_eq!(error["code"], json!("trayNotRunning"), "{error}");
 
     // A request the protocol does not know is refused by the IPC layer before reaching anyone.
     let error = invoke(&webview, json!({"request": {"kind": "selfDestruct"}})).expect_err("unknown kind");

@@ -3,6 +3,7 @@
 // announced by its "intent" event.
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
+import type { ErrorCode } from "./bindings/ErrorCode";
 import type { Intent } from "./bindings/Intent";
 import type { Reply } from "./bindings/Reply";
 import type { Request } from "./bindings/Request";
@@ -20,6 +21,15 @@ export function takeIntents(): Promise<Intent[]> {
 /** Calls `handler` whenever an intent waits (a link arrived, the tray's "Add sandbox…"). */
 export function onIntent(handler: () => void): Promise<unknown> {
   return listen("intent", handler);
+}
+
+/** The kind of a failed call, to branch on (never on its sentence). Tauri itself rejects with a
+ * plain string (an unknown command: a window and app out of step). */
+export function errorCode(error: unknown): ErrorCode {
+  if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") {
+    return error.code as ErrorCode;
+  }
+  return typeof error === "string" ? "protocol" : "failed";
 }
 
 /** The sentence to show for a failed call. The core rejects with an `ActionError`

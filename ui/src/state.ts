@@ -1,12 +1,13 @@
 // The window's state: the core's latest snapshot plus what only this window knows (selection,
 // open form, per-place feedback). Every change calls `changed()`, which schedules one redraw.
+import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ListeningPortsView } from "./bindings/ListeningPortsView";
 import type { Reply } from "./bindings/Reply";
 import type { Request } from "./bindings/Request";
 import type { SandboxView } from "./bindings/SandboxView";
 import type { Snapshot } from "./bindings/Snapshot";
 import type { ForwardDraft } from "./forwardDraft";
-import { call, errorMessage } from "./ipc";
+import { call, errorCode, errorMessage } from "./ipc";
 import { recall, remember } from "./remember";
 import type { SandboxForm } from "./sandboxForm";
 
@@ -143,7 +144,11 @@ export function toast(text: string): void {
  * snapshot, and shows the notice or the error there (or the notice as a toast when the place
  * will not exist afterwards). Resolves with the reply, or null when it failed.
  */
-export async function act(at: string, request: Request, opts: { toast?: boolean } = {}): Promise<Reply | null> {
+export async function act(
+  at: string,
+  request: Request,
+  opts: { toast?: boolean; onError?: (code: ErrorCode, message: string) => boolean } = {},
+): Promise<Reply | null> {
   setFeedback(at, null);
   state.busy.set(at, request);
   changed();
@@ -156,7 +161,10 @@ export async function act(at: string, request: Request, opts: { toast?: boolean 
     }
     return reply;
   } catch (error) {
-    setFeedback(at, { tone: "error", text: errorMessage(error) });
+    // The caller may show it elsewhere (e.g. beside the field it is about).
+    if (!opts.onError?.(errorCode(error), errorMessage(error))) {
+      setFeedback(at, { tone: "error", text: errorMessage(error) });
+    }
     return null;
   } finally {
     state.busy.delete(at);

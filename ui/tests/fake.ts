@@ -1,6 +1,8 @@
 // An in-memory stand-in for the app's core, speaking the real protocol types: enough state
 // (sandboxes, forwards, preferences, log) to assert what the window does with it.
 import { emit } from "@tauri-apps/api/event";
+import type { ActionError } from "../src/bindings/ActionError";
+import type { ErrorCode } from "../src/bindings/ErrorCode";
 import type { ForwardView } from "../src/bindings/ForwardView";
 import type { Intent } from "../src/bindings/Intent";
 import type { LogEntry } from "../src/bindings/LogEntry";
@@ -20,8 +22,9 @@ export interface FakeSeed {
   demoAvailable?: boolean;
   /** What the window process holds for the window at start (the link it was launched with). */
   intents?: Intent[];
-  /** Requests of these kinds fail with this message (an ActionError). */
-  failures?: Partial<Record<Request["kind"], string>>;
+  /** Requests of these kinds fail with this message (an ActionError, code `failed`), or this
+   * ActionError. */
+  failures?: Partial<Record<Request["kind"], string | ActionError>>;
 }
 
 declare global {
@@ -32,14 +35,14 @@ declare global {
 }
 
 /** Thrown as is: the IPC rejects with it, like the core's ActionError. */
-function refuse(message: string): never {
-  throw { message };
+function refuse(message: string, code: ErrorCode = "failed"): never {
+  throw { code, message } satisfies ActionError;
 }
 
 export class FakeCore {
   /** Every request received, in order (polls included). */
   readonly requests: Request[] = [];
-  readonly failures = new Map<string, string>();
+  readonly failures = new Map<string, string | ActionError>();
   private state: Snapshot;
   /** Stored cookie values, which the snapshot never carries. */
   private readonly cookies = new Map<string, string>();
@@ -67,7 +70,7 @@ export class FakeCore {
     await emit("intent");
   }
 
-  fail(kind: Request["kind"], message: string): void {
+  fail(kind: Request["kind"], message: string | ActionError): void {
     this.failures.set(kind, message);
   }
 
@@ -82,7 +85,8 @@ export class FakeCore {
     const request = structuredClone((args as { request: Request }).request);
     this.requests.push(request);
     const failure = this.failures.get(request.kind);
-    if (failure) refuse(failure);
+    if (typeof failure === "string") refuse(failure);
+    if (failure) refuse(failure.message, failure.code);
     if (request.kind === "listeningPorts") {
       const forwarded = new Set(this.sandbox(request.name).forwards.map((f) => f.spec.remotePort));
       const ports = (this.seed.listening?.[request.name] ?? []).map((p) => ({ ...p, forwarded: forwarded.has(p.port) }));
@@ -105,7 +109,7 @@ export class FakeCore {
       case "saveSandbox": {
         const { original, settings } = request;
         const taken = this.state.sandboxes.some((s) => s.settings.name === settings.name);
-        if (taken && original !== settings.name) refuse(`a sandbox named ${settings.name} already exists; pick another name`);
+        if (taken && original !== settings.name) refuse(`a sandbox named ${settings.name} already exists; pick another name`, "alreadyExists");
         if (settings.auth.mode === "cookie") {
           if (settings.auth.value) this.cookies.set(settings.name, settings.auth.value);
           settings.auth.value = ""; // secrets never go back to a face
@@ -187,7 +191,7 @@ export class FakeCore {
         return "Preferences saved";
       case "openForward": {
         const f = this.forward(request.name, request.remotePort);
-        if (!f.on) refuse(`the forward to :${request.remotePort} is off; turn it on first`);
+        if (!f.on) refuse(`the forward to :${request.remotePort} is off; turn it on first`, "forwardOff");
         return `Opened http://localhost:${f.boundPort}/`;
       }
       case "listeningPorts":
@@ -205,7 +209,7 @@ export class FakeCore {
       }
       case "forwardPort": {
         const s = this.sandbox(request.name);
-        if (request.remotePort < 1024) refuse(`port ${request.remotePort} cannot be forwarded; pick a port from 1024 up`);
+        if (request.remotePort < 1024) refuse(`port ${request.remotePort} cannot be forwarded; pick a port from 1024 up`, "invalidInput");
         let f = s.forwards.find((f) => f.spec.remotePort === request.remotePort);
         if (!f) {
           const process = s.detectedPorts.find((p) => p.port === request.remotePort)?.process ?? "";
@@ -264,13 +268,13 @@ export class FakeCore {
   }
 
   private sandbox(name: string): SandboxView {
-    return this.state.sandboxes.find((s) => s.settings.name === name) ?? refuse(`there is no sandbox named ${name}`);
+    return this.state.sandboxes.find((s) => s.settings.name === name) ?? refuse(`there is no sandbox named ${name}`, "notFound");
   }
 
   private forward(name: string, remotePort: number): ForwardView {
     return (
       this.sandbox(name).forwards.find((f) => f.spec.remotePort === remotePort) ??
-      refuse(`${name} has no forward for port ${remotePort}`)
+      refuse(`${name} has no forward for port ${remotePort}`, "notFound")
     );
   }
 }

@@ -200,3 +200,22 @@ test("closing and reopening the window keeps the selected sandbox and the Open i
   await openApp(page, { sandboxes: [sandbox("alpha")] });
   await expect(page.getByTestId("detail-name")).toHaveText("alpha");
 });
+
+test("a name the core says is taken (added meanwhile elsewhere) is shown beside the Name field, by its code", async ({ page }) => {
+  const message = "a sandbox named box exists already; choose another name";
+  await openApp(page, { failures: { saveSandbox: { code: "alreadyExists", message } } });
+  await page.getByTestId("empty-add-sandbox").click();
+  const form = page.getByTestId("sandbox-form");
+  await form.getByLabel("Name", { exact: true }).fill("box");
+  await form.getByLabel("Server").fill("https://sandboxes.example.com");
+  await form.getByTestId("form-save").click();
+  await expect(form.getByTestId("field-error-name")).toHaveText(message);
+  await expect(form.getByLabel("Name", { exact: true })).toBeFocused();
+  await expect(form.getByTestId("form-error")).toHaveCount(0);
+
+  // Another code stays at the bottom of the form.
+  await page.evaluate(() => window.fake.fail("saveSandbox", { code: "unreachable", message: "sandboxes.example.com does not answer" }));
+  await form.getByLabel("Name", { exact: true }).fill("box2");
+  await form.getByTestId("form-save").click();
+  await expect(form.getByTestId("form-error")).toHaveText("sandboxes.example.com does not answer");
+});

@@ -17,7 +17,7 @@ use interprocess::local_socket::tokio::{prelude::*, Stream};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, Name};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use crate::protocol::{ActionError, Outcome, Request};
+use crate::protocol::{ActionError, ErrorCode, Outcome, Request};
 use crate::service::Service;
 
 /// A request line longer than this is refused (a snapshot request is a few bytes; a form a few KiB).
@@ -109,13 +109,17 @@ async fn serve_connection(stream: Stream, service: Service) {
         // Cut off at the limit: the rest of that line must never be read as a request of its own.
         let too_long = read as u64 >= MAX_LINE && !line.ends_with('\n');
         let outcome: Outcome = if too_long {
-            Err(ActionError { message: "request too long (over 1 MiB); is the app up to date?".into() })
+            Err(ActionError::new(
+                ErrorCode::Protocol,
+                "request too long (over 1 MiB); is the app up to date?",
+            ))
         } else {
             match serde_json::from_str::<Request>(&line) {
                 Ok(request) => service.handle(request).await,
-                Err(e) => {
-                    Err(ActionError { message: format!("malformed request ({e}); is the app up to date?") })
-                }
+                Err(e) => Err(ActionError::new(
+                    ErrorCode::Protocol,
+                    format!("malformed request ({e}); is the app up to date?"),
+                )),
             }
         };
         let mut answer = serde_json::to_vec(&outcome).expect("outcomes serialise");
@@ -155,10 +159,11 @@ impl ControlClient {
 
     /// Sends one request and waits for its outcome.
     pub async fn call(&self, request: &Request) -> Outcome {
-        let unreachable = |e: io::Error| ActionError {
-            message: format!(
-                "the Sandbox Forward tray process is not running ({e}); start Sandbox Forward again"
-            ),
+        let unreachable = |e: io::Error| {
+            ActionError::new(
+                ErrorCode::TrayNotRunning,
+                format!("the Sandbox Forward tray process is not running ({e}); start Sandbox Forward again"),
+            )
         };
         let stream = self.connect().await.map_err(unreachable)?;
         let mut line = serde_json::to_vec(request).expect("requests serialise");
@@ -166,8 +171,11 @@ impl ControlClient {
         (&stream).write_all(&line).await.map_err(unreachable)?;
         let mut answer = String::new();
         BufReader::new(&stream).read_line(&mut answer).await.map_err(unreachable)?;
-        serde_json::from_str::<Outcome>(&answer).map_err(|e| ActionError {
-            message: format!("the tray process answered something unexpected ({e}); restart Sandbox Forward"),
+        serde_json::from_str::<Outcome>(&answer).map_err(|e| {
+            ActionError::new(
+                ErrorCode::Protocol,
+                format!("the tray process answered something unexpected ({e}); restart Sandbox Forward"),
+            )
         })?
     }
 }

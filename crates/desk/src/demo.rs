@@ -67,6 +67,27 @@ impl DemoFiles {
     }
 }
 
+/// Why the demo sandbox could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("the demo needs sandbox-agent installed beside the app; reinstall Sandbox Forward")]
+    NoAgent,
+    #[error("cannot prepare the demo sandbox in {}: {source}", dir.display())]
+    Prepare { dir: PathBuf, source: std::io::Error },
+    #[error("cannot start the demo sandbox's page server on 127.0.0.1: {0}")]
+    Site(std::io::Error),
+    #[error("cannot open the demo agent's log: {0}")]
+    Log(std::io::Error),
+    #[error("cannot start the demo sandbox ({}: {source}); reinstall Sandbox Forward", agent.display())]
+    Spawn { agent: PathBuf, source: std::io::Error },
+    #[error("the demo sandbox did not start; see {}", log.display())]
+    NotStarted { log: PathBuf },
+    #[error("the demo sandbox said {0:?} instead of its address")]
+    Answer(String),
+    #[error(transparent)]
+    Profile(#[from] sandbox_core::profile::ProfileError),
+}
+
 /// A running demo agent and its page server; dropping it stops both.
 #[derive(Debug)]
 pub struct DemoAgent {
@@ -80,22 +101,18 @@ pub struct DemoAgent {
 impl DemoAgent {
     /// Starts `agent` for the demo with a fresh token on a port the system picks (its URL is
     /// [`DemoAgent::url`]; the caller writes it into the demo's profile).
-    pub async fn start(agent: &Path, files: &DemoFiles) -> Result<DemoAgent, String> {
-        files
-            .prepare()
-            .map_err(|e| format!("cannot prepare the demo sandbox in {}: {e}", files.dir.display()))?;
-        let site = DemoSite::start(files.page())
-            .await
-            .map_err(|e| format!("cannot start the demo sandbox's page server on 127.0.0.1: {e}"))?;
+    pub async fn start(agent: &Path, files: &DemoFiles) -> Result<DemoAgent, DemoError> {
+        files.prepare().map_err(|source| DemoError::Prepare { dir: files.dir.clone(), source })?;
+        let site = DemoSite::start(files.page()).await.map_err(DemoError::Site)?;
         Self::spawn(agent, files, site).await
     }
 
-    async fn spawn(agent: &Path, files: &DemoFiles, site: DemoSite) -> Result<DemoAgent, String> {
+    async fn spawn(agent: &Path, files: &DemoFiles, site: DemoSite) -> Result<DemoAgent, DemoError> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(files.dir.join("agent.log"))
-            .map_err(|e| format!("cannot open the demo agent's log: {e}"))?;
+            .map_err(DemoError::Log)?;
         let mut child = Command::new(agent)
             .arg("--api-addr")
             .arg("127.0.0.1:0")
@@ -108,9 +125,7 @@ impl DemoAgent {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| {
-                format!("cannot start the demo sandbox ({}: {e}); reinstall Sandbox Forward", agent.display())
-            })?;
+            .map_err(|source| DemoError::Spawn { agent: agent.to_owned(), source })?;
         let stdout = child.stdout.take().expect("piped");
         let mut line = String::new();
         let mut stdout = BufReader::new(stdout);
@@ -118,16 +133,13 @@ impl DemoAgent {
             Ok(Ok(n)) if n > 0 => {}
             _ => {
                 let _ = child.start_kill();
-                return Err(format!(
-                    "the demo sandbox did not start; see {}",
-                    files.dir.join("agent.log").display()
-                ));
+                return Err(DemoError::NotStarted { log: files.dir.join("agent.log") });
             }
         }
         let url = line
             .trim()
             .strip_prefix("listening on ")
-            .ok_or_else(|| format!("the demo sandbox said {:?} instead of its address", line.trim()))?
+            .ok_or_else(|| DemoError::Answer(line.trim().to_owned()))?
             .to_owned();
         Ok(DemoAgent { child, url, site })
     }

@@ -14,8 +14,13 @@ pub trait Desktop: Send + Sync + 'static {
     fn find_executable(&self, name: &str) -> Option<PathBuf>;
     /// A desktop notification; best effort.
     fn notify(&self, title: &str, body: &str);
-    /// Turns "start at login" on or off; the error is one sentence.
-    fn set_start_at_login(&self, on: bool) -> Result<(), String>;
+    /// Turns "start at login" on or off.
+    fn set_start_at_login(&self, on: bool) -> Result<(), AutostartError>;
     /// `user@host`, for the comment of generated keys.
     fn key_comment(&self) -> String;
 }
+
+/// "Start at login" could not be changed: the desktop's sentence saying why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AutostartError(pub String);

@@ -6,6 +6,7 @@
 pub mod control;
 pub mod demo;
 pub mod desktop;
+mod error;
 pub mod intent;
 mod listening;
 pub mod protocol;

@@ -8,7 +8,7 @@ use sandbox_core::setup::Installation;
 use sandbox_core::untrusted::printable;
 
 use crate::desktop::Desktop;
-use crate::protocol::{ActionError, DetectedPort, ListeningPortsView};
+use crate::protocol::{ActionError, DetectedPort, ErrorCode, ListeningPortsView};
 
 /// The answer to `Request::ListeningPorts`: the view and a sentence about it.
 pub(crate) fn answer(
@@ -32,10 +32,15 @@ pub(crate) async fn detect(
     desktop: &dyn Desktop,
     name: &SandboxName,
 ) -> Result<(Vec<ListeningPort>, PortsSource), ActionError> {
-    let message = |e: &dyn std::fmt::Display| ActionError { message: e.to_string() };
-    let api = install.client(name).await.map_err(|e| message(&e))?;
+    let api = install.client(name).await?;
     let ssh = desktop.find_executable("ssh").unwrap_or_else(|| "ssh".into());
-    let found = ports::detect(&api, &ssh, &install.paths.ssh_config, name).await.map_err(|e| message(&e))?;
+    let found = ports::detect(&api, &ssh, &install.paths.ssh_config, name).await.map_err(|e| {
+        let code = match &e {
+            ports::PortsError::Api(api) => crate::error::api_code(api),
+            _ => ErrorCode::Failed,
+        };
+        ActionError::new(code, e.to_string())
+    })?;
     Ok((found.ports, found.source))
 }
 

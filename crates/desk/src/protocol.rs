@@ -267,12 +267,54 @@ pub enum LogLevel {
     Error,
 }
 
-/// A request that failed: one sentence naming the cause and the fix.
+/// A request that failed: what kind of failure (faces and tests branch on it) and one sentence
+/// naming the cause and the fix (what the user reads).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, thiserror::Error)]
 #[error("{message}")]
 #[serde(rename_all = "camelCase")]
 pub struct ActionError {
+    /// Absent in an older tray process's answers: `failed`.
+    #[serde(default)]
+    pub code: ErrorCode,
     pub message: String,
+}
+
+impl ActionError {
+    /// An error of `code` saying `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ActionError { code, message: message.into() }
+    }
+}
+
+/// The kinds of [`ActionError`]. A face decides what to offer by the code, never by the words.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorCode {
+    /// Anything not below (a file that cannot be written, a setup step that failed).
+    #[default]
+    Failed,
+    /// A name, address, folder, port or setting refused before anything was done.
+    InvalidInput,
+    /// No sandbox or forward of that name or port.
+    NotFound,
+    /// A sandbox of that name (or the demo) is there already.
+    AlreadyExists,
+    /// The forward is off; turn it on first.
+    ForwardOff,
+    /// The local port is taken by another program (the forward's view offers a free one).
+    PortInUse,
+    /// The sign-in is missing, expired or refused: sign in.
+    SignInNeeded,
+    /// The server or the network failed (unreachable, refused access, not a sandbox).
+    Unreachable,
+    /// The sandbox does not use that (browser sign-in on a sandbox without OpenID).
+    NotSupported,
+    /// The desktop could not do it (no program for a link, start at login refused).
+    Desktop,
+    /// The window: no tray process answers on the control socket.
+    TrayNotRunning,
+    /// A request or answer the other side cannot read (a newer or older app).
+    Protocol,
 }
 
 /// What travels back over the control socket and the window's IPC.

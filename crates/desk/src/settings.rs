@@ -37,22 +37,36 @@ impl SettingsFile {
 
     /// The stored settings; defaults when the file is missing. A corrupt file is reported, not
     /// overwritten (the user may want to repair it).
-    pub fn load(&self) -> Result<AppSettings, String> {
+    pub fn load(&self) -> Result<AppSettings, SettingsFileError> {
         match std::fs::read_to_string(&self.path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
-                format!("{} is corrupt ({}); fix or delete it", self.path.display(), e.message())
+            Ok(text) => toml::from_str(&text).map_err(|e| SettingsFileError::Corrupt {
+                path: self.path.clone(),
+                detail: e.message().to_owned(),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AppSettings::default()),
-            Err(e) => Err(format!("cannot read {}: {e}", self.path.display())),
+            Err(source) => Err(SettingsFileError::Read { path: self.path.clone(), source }),
         }
     }
 
     /// Writes the settings atomically.
-    pub fn save(&self, settings: &AppSettings) -> Result<(), String> {
-        let text = toml::to_string(settings).map_err(|e| e.to_string())?;
+    pub fn save(&self, settings: &AppSettings) -> Result<(), SettingsFileError> {
+        let text = toml::to_string(settings).map_err(SettingsFileError::Serialize)?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fsutil::create_private_dir(dir)
             .and_then(|()| fsutil::write_private(&self.path, text.as_bytes()))
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+            .map_err(|source| SettingsFileError::Write { path: self.path.clone(), source })
     }
+}
+
+/// Why the settings file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsFileError {
+    #[error("{} is corrupt ({detail}); fix or delete it", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot write the settings: {0}")]
+    Serialize(toml::ser::Error),
 }

@@ -40,19 +40,42 @@ pub fn settings_view(name: &SandboxName, profile: &Profile) -> SandboxSettings {
     }
 }
 
+/// Settings the app refuses, as one sentence naming the field (nothing was saved).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSettings(pub String);
+
+impl InvalidSettings {
+    fn from_error(e: impl std::fmt::Display) -> Self {
+        InvalidSettings(e.to_string())
+    }
+}
+
+impl From<&str> for InvalidSettings {
+    fn from(message: &str) -> Self {
+        InvalidSettings(message.to_owned())
+    }
+}
+
+impl From<String> for InvalidSettings {
+    fn from(message: String) -> Self {
+        InvalidSettings(message)
+    }
+}
+
 /// Applies edited settings to a profile (a new one, or the stored one being edited: its
 /// forwards, CA file and unchanged secrets are kept). Every field is validated; the error is
 /// one sentence naming the field.
 pub fn apply_settings(
     settings: &SandboxSettings,
     stored: Option<Profile>,
-) -> Result<(SandboxName, Profile), String> {
-    let name = SandboxName::new(settings.name.trim()).map_err(|e| e.to_string())?;
+) -> Result<(SandboxName, Profile), InvalidSettings> {
+    let name = SandboxName::new(settings.name.trim()).map_err(InvalidSettings::from_error)?;
     let server = settings.server.trim();
-    ServerUrl::parse(server).map_err(|e| e.to_string())?;
+    ServerUrl::parse(server).map_err(InvalidSettings::from_error)?;
     let folder = settings.remote_folder.trim();
     let folder = if folder.is_empty() { ide::DEFAULT_REMOTE_FOLDER } else { folder };
-    ide::validate_folder(folder).map_err(|e| e.to_string())?;
+    ide::validate_folder(folder).map_err(InvalidSettings::from_error)?;
 
     let mut profile = stored.unwrap_or_default();
     let old_cookie = std::mem::take(&mut profile.credentials.cookies).into_iter().next();
@@ -72,7 +95,7 @@ pub fn apply_settings(
         AuthSettings::None => {}
         AuthSettings::Oidc { issuer, client_id, scopes, audience } => {
             let issuer = issuer.trim();
-            url_like(issuer).map_err(|why| format!("OpenID issuer: {why}"))?;
+            url_like(issuer).map_err(|why| InvalidSettings(format!("OpenID issuer: {why}")))?;
             if client_id.trim().is_empty() {
                 return Err(
                     "OpenID client id: required (ask your administrator for the app's client id)".into()
@@ -115,9 +138,9 @@ pub fn apply_settings(
         }
     }
     // No credential in cleartext off loopback unless the user allowed it.
-    profile.check_cleartext().map_err(|e| e.to_string())?;
+    profile.check_cleartext().map_err(InvalidSettings::from_error)?;
     // Header-safety of every credential, checked now rather than at the first connection.
-    profile.credentials.headers().map_err(|e| e.to_string())?;
+    profile.credentials.headers().map_err(InvalidSettings::from_error)?;
     Ok((name, profile))
 }
 
@@ -252,7 +275,7 @@ mod tests {
         // Another server: the cookie does not follow.
         let err =
             apply_settings(&settings("https://b.example.com", cookie("")), Some(stored.clone())).unwrap_err();
-        assert!(err.contains("server changed"), "{err}");
+        assert!(err.0.contains("server changed"), "{err}");
         let (_, new) =
             apply_settings(&settings("https://b.example.com", cookie("fresh")), Some(stored)).unwrap();
         assert_eq!(new.credentials.cookies, [("sid".to_owned(), "fresh".to_owned())]);
@@ -274,7 +297,7 @@ mod tests {
     fn cleartext_off_loopback_needs_the_setting() {
         let remote = settings("http://sandbox.example.com", AuthSettings::None);
         let err = apply_settings(&remote, None).unwrap_err();
-        assert!(err.contains("Allow insecure HTTP"), "{err}");
+        assert!(err.0.contains("Allow insecure HTTP"), "{err}");
         let allowed = SandboxSettings { allow_insecure_http: true, ..remote };
         let (name, profile) = apply_settings(&allowed, None).unwrap();
         assert!(profile.allow_insecure_http);

@@ -27,7 +27,7 @@ impl Desktop for NoDesktop {
         None
     }
     fn notify(&self, _: &str, _: &str) {}
-    fn set_start_at_login(&self, _: bool) -> Result<(), String> {
+    fn set_start_at_login(&self, _: bool) -> Result<(), sandbox_desk::desktop::AutostartError> {
         Ok(())
     }
     fn key_comment(&self) -> String {

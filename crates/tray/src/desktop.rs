@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use sandbox_core::ide::{find_executable, Os};
+use sandbox_desk::desktop::AutostartError;
 
 /// This machine's desktop.
 pub struct OsDesktop {
@@ -52,10 +53,10 @@ impl sandbox_desk::Desktop for OsDesktop {
         }
     }
 
-    fn set_start_at_login(&self, on: bool) -> Result<(), String> {
+    fn set_start_at_login(&self, on: bool) -> Result<(), AutostartError> {
         let launcher = autostart(&self.app_binary)?;
         let result = if on { launcher.enable() } else { launcher.disable() };
-        result.map_err(|e| format!("cannot change start at login: {e}"))
+        result.map_err(|e| AutostartError(format!("cannot change start at login: {e}")))
     }
 
     fn key_comment(&self) -> String {
@@ -68,7 +69,7 @@ impl sandbox_desk::Desktop for OsDesktop {
 }
 
 /// The login item: the app with `--background` (it starts this tray process, no window).
-fn autostart(app: &Path) -> Result<auto_launch::AutoLaunch, String> {
+fn autostart(app: &Path) -> Result<auto_launch::AutoLaunch, AutostartError> {
     auto_launch::AutoLaunchBuilder::new()
         .set_app_name("Sandbox Forward")
         .set_app_path(&app.to_string_lossy())
@@ -78,5 +79,5 @@ fn autostart(app: &Path) -> Result<auto_launch::AutoLaunch, String> {
         .set_windows_enable_mode(auto_launch::WindowsEnableMode::CurrentUser)
         .set_macos_launch_mode(auto_launch::MacOSLaunchMode::LaunchAgent)
         .build()
-        .map_err(|e| format!("cannot set up start at login: {e}"))
+        .map_err(|e| AutostartError(format!("cannot set up start at login: {e}")))
 }

@@ -68,7 +68,18 @@ export function sandboxFormView(form: SandboxForm) {
       return;
     }
     const settings = settingsFromForm(form);
-    const reply = await act(place.form, { kind: "saveSandbox", original: form.original, settings }, { toast: true });
+    // A name taken meanwhile (by the CLI, another window) belongs beside the Name field.
+    const onError = (code: string, message: string) => {
+      if (code !== "alreadyExists") return false;
+      form.errors = { ...form.errors, name: message };
+      afterNextDraw(() => document.getElementById("sb-name")?.focus());
+      return true;
+    };
+    const reply = await act(
+      place.form,
+      { kind: "saveSandbox", original: form.original, settings },
+      { toast: true, onError },
+    );
     // Leave the form only if it is still the one shown (the user may have moved on meanwhile).
     if (reply && state.view.kind === "form" && state.view.form === form) showSandbox(settings.name);
   };

@@ -10,7 +10,9 @@ use sandbox_core::name::SandboxName;
 
 use super::dispatch::parse_name;
 use super::Service;
-use crate::protocol::{ActionError, ForwardSpec, Health, IdeChoice, LogLevel, Preferences, SandboxSettings};
+use crate::protocol::{
+    ActionError, ErrorCode, ForwardSpec, Health, IdeChoice, LogLevel, Preferences, SandboxSettings,
+};
 use crate::views;
 
 /// How long a browser sign-in may take.
@@ -25,18 +27,21 @@ impl Service {
         let store = self.inner.install.profiles();
         let original = original.map(|o| parse_name(&o)).transpose()?;
         let stored = match &original {
-            Some(old) => Some(store.load(old).map_err(fail)?),
+            Some(old) => Some(store.load(old)?),
             None => None,
         };
         let (name, profile) = views::apply_settings(&settings, stored).map_err(ActionError::from)?;
         let renamed = original.as_ref().is_some_and(|old| *old != name);
         if (original.is_none() || renamed) && store.load(&name).is_ok() {
-            return Err(format!("a sandbox named {name} exists already; choose another name").into());
+            return Err(ActionError::new(
+                ErrorCode::AlreadyExists,
+                format!("a sandbox named {name} exists already; choose another name"),
+            ));
         }
         if renamed {
             let old = original.as_ref().expect("renamed implies original");
             self.inner.forwards.stop_all(Some(old)).await;
-            self.inner.install.forget(old).await.map_err(fail)?;
+            self.inner.install.forget(old).await?;
             let mut state = self.lock();
             super::ports::rename(&mut state.detected, old, &name);
             let auto = state.settings.auto_forward.remove(old.as_str());
@@ -50,14 +55,14 @@ impl Service {
                 let _ = self.inner.settings_file.save(&state.settings);
             }
         }
-        if !renamed && self.inner.install.drop_sign_in_if_moved(&name, &profile).await.map_err(fail)? {
+        if !renamed && self.inner.install.drop_sign_in_if_moved(&name, &profile).await? {
             self.log(
                 LogLevel::Info,
                 Some(&name),
                 "The server or sign-in provider changed: signed out".into(),
             );
         }
-        store.save(&name, &profile).map_err(fail)?;
+        store.save(&name, &profile)?;
         for host in profile.cleartext_hosts() {
             let warning = format!(
                 "Credentials for {host} travel unencrypted over http:// (Allow insecure HTTP): anyone on the network path can read and reuse them"
@@ -76,7 +81,7 @@ impl Service {
 
     pub(super) async fn remove_sandbox(&self, name: &SandboxName) -> Result<String, ActionError> {
         self.inner.forwards.stop_all(Some(name)).await;
-        self.inner.install.forget(name).await.map_err(fail)?;
+        self.inner.install.forget(name).await?;
         let is_demo = {
             let mut state = self.lock();
             state.statuses.remove(name);
@@ -104,7 +109,7 @@ impl Service {
     pub(super) async fn open_in(&self, name: &SandboxName, choice: IdeChoice) -> Result<String, ActionError> {
         self.connect(name).await?;
         let install = &self.inner.install;
-        let profile = install.profiles().load(name).map_err(fail)?;
+        let profile = install.profiles().load(name)?;
         let ide = views::ide(choice);
         let desktop = self.inner.desktop.clone();
         let found = move |program: &str| desktop.find_executable(program);
@@ -123,7 +128,7 @@ impl Service {
         let plan = launched.map_err(|e| {
             let message = format!("Connected (`ssh {name}` works), but {e}");
             self.log(LogLevel::Error, Some(name), message.clone());
-            ActionError::from(message)
+            ActionError::new(ErrorCode::Desktop, message)
         })?;
         self.log(
             LogLevel::Info,
@@ -136,7 +141,7 @@ impl Service {
     /// Signs in when needed, registers the key and writes the Host block.
     pub(super) async fn connect(&self, name: &SandboxName) -> Result<(), ActionError> {
         let install = &self.inner.install;
-        let profile = install.profiles().load(name).map_err(fail)?;
+        let profile = install.profiles().load(name)?;
         if let Some(session) = install.session(name, &profile).await {
             if !session.signed_in() {
                 self.sign_in(name).await?;
@@ -155,21 +160,22 @@ impl Service {
                 Ok(())
             }
             Err(e) => {
-                let message = e.to_string();
-                self.log(LogLevel::Error, Some(name), format!("Connect failed: {message}"));
+                let error = ActionError::from(e);
+                self.log(LogLevel::Error, Some(name), format!("Connect failed: {}", error.message));
                 self.probe(name).await;
-                Err(message.into())
+                Err(error)
             }
         }
     }
 
     pub(super) async fn sign_in(&self, name: &SandboxName) -> Result<String, ActionError> {
         let install = &self.inner.install;
-        let profile = install.profiles().load(name).map_err(fail)?;
+        let profile = install.profiles().load(name)?;
         let session = install.session(name, &profile).await.ok_or_else(|| {
-            ActionError::from(format!(
-                "{name} does not use browser sign-in; edit it to choose OpenID Connect"
-            ))
+            ActionError::new(
+                ErrorCode::NotSupported,
+                format!("{name} does not use browser sign-in; edit it to choose OpenID Connect"),
+            )
         })?;
         let desktop = self.inner.desktop.clone();
         let open = move |url: &str| desktop.open_browser(url);
@@ -182,20 +188,19 @@ impl Service {
             }
             Err(e) => {
                 self.log(LogLevel::Error, Some(name), format!("Sign-in failed: {e}"));
-                Err(e.to_string().into())
+                Err(e.into())
             }
         }
     }
 
     pub(super) async fn sign_out(&self, name: &SandboxName) -> Result<String, ActionError> {
         let install = &self.inner.install;
-        let profile = install.profiles().load(name).map_err(fail)?;
-        let session = install
-            .session(name, &profile)
-            .await
-            .ok_or_else(|| ActionError::from(format!("{name} does not use browser sign-in")))?;
+        let profile = install.profiles().load(name)?;
+        let session = install.session(name, &profile).await.ok_or_else(|| {
+            ActionError::new(ErrorCode::NotSupported, format!("{name} does not use browser sign-in"))
+        })?;
         self.inner.forwards.stop_all(Some(name)).await;
-        let done = session.logout().await.map_err(fail)?;
+        let done = session.logout().await?;
         self.log(LogLevel::Info, Some(name), "Signed out; its forwards were stopped".into());
         self.probe(name).await;
         Ok(if done.revoked {
@@ -212,19 +217,21 @@ impl Service {
     ) -> Result<String, ActionError> {
         let spec = views::spec_from(&spec);
         let install = &self.inner.install;
-        let before = install.profiles().load(name).map_err(fail)?;
+        let before = install.profiles().load(name)?;
         let clash = before.forwards.iter().any(|f| {
             f.remote_port != spec.remote_port && spec.local_port != 0 && f.local_port == spec.local_port
         });
         if clash {
-            return Err(format!(
-                "another forward of {name} already uses local port {}; choose another local port",
-                spec.local_port
-            )
-            .into());
+            return Err(ActionError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "another forward of {name} already uses local port {}; choose another local port",
+                    spec.local_port
+                ),
+            ));
         }
         let was = before.forwards.iter().find(|f| f.remote_port == spec.remote_port).cloned();
-        install.save_forward(name, spec.clone()).map_err(fail)?;
+        install.save_forward(name, spec.clone())?;
         self.bump();
         let running = self.inner.forwards.is_running(name, spec.remote_port);
         // A running forward whose ports changed restarts on the new ones.
@@ -241,8 +248,11 @@ impl Service {
     ) -> Result<String, ActionError> {
         self.inner.forwards.stop(name, remote_port).await;
         self.lock().stopped_by.remove(&(name.clone(), remote_port));
-        if !self.inner.install.remove_forward(name, remote_port).map_err(fail)? {
-            return Err(format!("{name} has no forward to port {remote_port}").into());
+        if !self.inner.install.remove_forward(name, remote_port)? {
+            return Err(ActionError::new(
+                ErrorCode::NotFound,
+                format!("{name} has no forward to port {remote_port}"),
+            ));
         }
         self.bump();
         Ok(format!("Removed the forward to :{remote_port}."))
@@ -254,10 +264,13 @@ impl Service {
         remote_port: u16,
         on: bool,
     ) -> Result<String, ActionError> {
-        let profile = self.inner.install.profiles().load(name).map_err(fail)?;
+        let profile = self.inner.install.profiles().load(name)?;
         let spec =
             profile.forwards.iter().find(|f| f.remote_port == remote_port).cloned().ok_or_else(|| {
-                ActionError::from(format!("{name} has no forward to port {remote_port}; add it first"))
+                ActionError::new(
+                    ErrorCode::NotFound,
+                    format!("{name} has no forward to port {remote_port}; add it first"),
+                )
             })?;
         if on {
             let local = self.start_forward(name, &spec).await?;
@@ -291,7 +304,10 @@ impl Service {
         let key = (name.clone(), spec.remote_port);
         let result = match self.inner.install.client(name).await {
             Ok(api) => self.inner.forwards.start(name, api, spec).await.map_err(stopped),
-            Err(e) => Err(views::Stopped { message: e.to_string(), suggested_port: None }),
+            Err(e) => {
+                let e = ActionError::from(e);
+                Err((views::Stopped { message: e.message, suggested_port: None }, e.code))
+            }
         };
         match result {
             Ok(local) => {
@@ -303,11 +319,11 @@ impl Service {
                 );
                 Ok(local)
             }
-            Err(stop) => {
+            Err((stop, code)) => {
                 let message = stop.message.clone();
                 self.lock().stopped_by.insert(key, stop);
                 self.log(LogLevel::Error, Some(name), format!("{}: {message}", describe(spec)));
-                Err(message.into())
+                Err(ActionError::new(code, message))
             }
         }
     }
@@ -323,11 +339,17 @@ impl Service {
             .find(|f| f.sandbox == name.as_str() && f.remote_port == remote_port)
             .map(|f| f.local_port)
             .ok_or_else(|| {
-                ActionError::from(format!("the forward to :{remote_port} is off; turn it on first"))
+                ActionError::new(
+                    ErrorCode::ForwardOff,
+                    format!("the forward to :{remote_port} is off; turn it on first"),
+                )
             })?;
         let url = format!("http://localhost:{local}/");
         self.inner.desktop.open_url(&url).map_err(|e| {
-            ActionError::from(format!("cannot open {url}: {e}; open it in your browser yourself"))
+            ActionError::new(
+                ErrorCode::Desktop,
+                format!("cannot open {url}: {e}; open it in your browser yourself"),
+            )
         })?;
         Ok(format!("Opened {url}"))
     }
@@ -346,14 +368,11 @@ impl Service {
     }
 }
 
-fn fail(e: impl std::fmt::Display) -> ActionError {
-    ActionError::from(e.to_string())
-}
-
 /// A forward that could not start, in the window's words: a taken local port comes with a free
 /// one to use instead (the core's message names the CLI's flag).
-fn stopped(e: ForwardError) -> views::Stopped {
-    match e {
+fn stopped(e: ForwardError) -> (views::Stopped, ErrorCode) {
+    let code = crate::error::forward_code(&e);
+    let stop = match e {
         ForwardError::PortInUse { port } => {
             let suggested_port = sandbox_core::forward::free_local_port();
             let message = match suggested_port {
@@ -363,7 +382,8 @@ fn stopped(e: ForwardError) -> views::Stopped {
             views::Stopped { message, suggested_port }
         }
         e => views::Stopped { message: e.to_string(), suggested_port: None },
-    }
+    };
+    (stop, code)
 }
 
 fn describe(spec: &PortForward) -> String {
@@ -502,7 +522,8 @@ mod tests {
 
     #[test]
     fn a_taken_local_port_comes_with_a_free_one() {
-        let stop = stopped(ForwardError::PortInUse { port: 8000 });
+        let (stop, code) = stopped(ForwardError::PortInUse { port: 8000 });
+        assert_eq!(code, ErrorCode::PortInUse);
         let free = stop.suggested_port.expect("a free port");
         assert_eq!(
             stop.message,
@@ -510,5 +531,37 @@ mod tests {
         );
         let spec = PortForward { remote_port: 80, local_port: 0, label: String::new(), auto_start: false };
         assert_eq!(describe(&spec), "any free port → :80");
+    }
+
+    /// Each refusal's code, which faces and tests branch on (never the sentence).
+    #[tokio::test]
+    async fn every_refusal_carries_its_code() {
+        let desktop = Recorder { login_error: Some("no autostart here".into()), ..Recorder::default() };
+        let (_home, app, _) = service_with(desktop, None);
+        add(&app, "dev").await;
+        let code = |outcome: crate::protocol::Outcome| outcome.unwrap_err().code;
+        let save = |name: &str, server: &str| Request::SaveSandbox {
+            original: None,
+            settings: settings(name, server),
+        };
+        assert_eq!(code(app.handle(save("dev", &server())).await), ErrorCode::AlreadyExists);
+        assert_eq!(code(app.handle(save("box", "ftp://x")).await), ErrorCode::InvalidInput);
+        assert_eq!(code(app.handle(Request::Connect { name: "-x".into() }).await), ErrorCode::InvalidInput);
+        assert_eq!(code(app.handle(Request::Connect { name: "nothere".into() }).await), ErrorCode::NotFound);
+        let remove = Request::RemoveForward { name: "dev".into(), remote_port: 9 };
+        assert_eq!(code(app.handle(remove).await), ErrorCode::NotFound);
+        let spec = ForwardSpec { remote_port: 5173, local_port: 0, label: String::new(), auto_start: false };
+        app.handle(Request::SaveForward { name: "dev".into(), forward: spec }).await.unwrap();
+        let open = Request::OpenForward { name: "dev".into(), remote_port: 5173 };
+        assert_eq!(code(app.handle(open).await), ErrorCode::ForwardOff);
+        let on = Request::SetForward { name: "dev".into(), remote_port: 5173, on: true };
+        assert_eq!(code(app.handle(on).await), ErrorCode::Unreachable, "nothing listens at its server");
+        assert_eq!(code(app.handle(Request::SignIn { name: "dev".into() }).await), ErrorCode::NotSupported);
+        let mut preferences = app.snapshot().preferences;
+        preferences.start_at_login = true;
+        assert_eq!(code(app.handle(Request::SetPreferences { preferences }).await), ErrorCode::Desktop);
+        let low = Request::ForwardPort { name: "dev".into(), remote_port: 22 };
+        assert_eq!(code(app.handle(low).await), ErrorCode::InvalidInput);
+        assert_eq!(code(app.handle(Request::AddDemo).await), ErrorCode::Failed, "no agent to run it");
     }
 }

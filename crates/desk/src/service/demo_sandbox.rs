@@ -7,8 +7,8 @@ use sandbox_core::name::SandboxName;
 use sandbox_core::profile::Profile;
 
 use super::Service;
-use crate::demo::{self, DemoAgent, DemoFiles};
-use crate::protocol::{ActionError, LogLevel};
+use crate::demo::{self, DemoAgent, DemoError, DemoFiles};
+use crate::protocol::{ActionError, ErrorCode, LogLevel};
 
 /// The demo sandbox's name.
 pub const DEMO_NAME: &str = "demo";
@@ -29,7 +29,7 @@ impl Service {
         };
         let Ok(name) = SandboxName::new(&name) else { return };
         if let Err(e) = self.run_demo(&name).await {
-            self.log(LogLevel::Error, Some(&name), e);
+            self.log(LogLevel::Error, Some(&name), e.to_string());
         }
     }
 
@@ -38,16 +38,15 @@ impl Service {
     pub(super) async fn add_demo(&self) -> Result<String, ActionError> {
         let name = SandboxName::new(DEMO_NAME).expect("a valid name");
         if self.lock().settings.demo.is_some() {
-            return Err(ActionError { message: "The demo sandbox is already here.".into() });
+            return Err(ActionError::new(ErrorCode::AlreadyExists, "The demo sandbox is already here."));
         }
         if self.inner.install.profiles().names().iter().any(|n| n.as_str() == DEMO_NAME) {
-            return Err(ActionError {
-                message: format!(
-                    "A sandbox of yours is called {DEMO_NAME}; rename or remove it to add the demo."
-                ),
-            });
+            return Err(ActionError::new(
+                ErrorCode::AlreadyExists,
+                format!("A sandbox of yours is called {DEMO_NAME}; rename or remove it to add the demo."),
+            ));
         }
-        self.run_demo(&name).await.map_err(|message| ActionError { message })?;
+        self.run_demo(&name).await?;
         {
             let mut state = self.lock();
             state.settings.demo_dismissed = false;
@@ -58,11 +57,9 @@ impl Service {
     }
 
     /// Starts the demo's agent and page server and writes its profile.
-    pub(super) async fn run_demo(&self, name: &SandboxName) -> Result<(), String> {
+    pub(super) async fn run_demo(&self, name: &SandboxName) -> Result<(), DemoError> {
         let Some(agent) = self.inner.agent_binary.clone() else {
-            return Err(
-                "the demo needs sandbox-agent installed beside the app; reinstall Sandbox Forward".into()
-            );
+            return Err(DemoError::NoAgent);
         };
         let install = &self.inner.install;
         let files = DemoFiles { dir: install.paths.demo_dir() };
@@ -82,13 +79,13 @@ impl Service {
         follow_demo_site(&mut profile.forwards, page);
         profile.server = agent.url.clone();
         profile.credentials.bearer_file = Some(files.token());
-        store.save(name, &profile).map_err(|e| e.to_string())?;
+        store.save(name, &profile)?;
         {
             let mut state = self.lock();
             state.settings.demo = Some(name.to_string());
             if let Err(e) = self.inner.settings_file.save(&state.settings) {
                 drop(state);
-                self.log(LogLevel::Warn, None, e);
+                self.log(LogLevel::Warn, None, e.to_string());
             }
         }
         self.log(

@@ -5,7 +5,7 @@ use sandbox_core::name::SandboxName;
 
 use super::Service;
 use crate::listening;
-use crate::protocol::{ActionError, Outcome, Reply, Request};
+use crate::protocol::{ActionError, ErrorCode, Outcome, Reply, Request};
 
 impl Service {
     /// Carries out one request.
@@ -46,12 +46,7 @@ impl Service {
                 let name = parse_name(&name)?;
                 let (ports, source) =
                     listening::detect(&self.inner.install, &*self.inner.desktop, &name).await?;
-                let profile = self
-                    .inner
-                    .install
-                    .profiles()
-                    .load(&name)
-                    .map_err(|e| ActionError::from(e.to_string()))?;
+                let profile = self.inner.install.profiles().load(&name)?;
                 // The user has seen these: none is announced as new later.
                 self.record_ports(&name, ports.clone(), true);
                 let (view, notice) = listening::answer(&name, &ports, source, &profile.forwards);
@@ -69,7 +64,7 @@ impl Service {
 
 /// A sandbox name from a face, checked as the core checks it.
 pub(super) fn parse_name(name: &str) -> Result<SandboxName, ActionError> {
-    SandboxName::new(name).map_err(|e| ActionError::from(e.to_string()))
+    SandboxName::new(name).map_err(|e| ActionError::new(ErrorCode::InvalidInput, e.to_string()))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::demo::DemoAgent;
 use crate::desktop::Desktop;
-use crate::protocol::{ActionError, Health, LogLevel, SandboxStatus, SandboxView, Snapshot};
+use crate::protocol::{Health, LogLevel, SandboxStatus, SandboxView, Snapshot};
 use crate::settings::{AppSettings, SettingsFile};
 use crate::views;
 
@@ -90,7 +90,7 @@ impl Service {
         };
         match service.inner.settings_file.load() {
             Ok(settings) => service.lock().settings = settings,
-            Err(e) => service.log(LogLevel::Error, None, e),
+            Err(e) => service.log(LogLevel::Error, None, e.to_string()),
         }
         service
     }
@@ -211,11 +211,5 @@ fn unknown_status() -> SandboxStatus {
         key_registered: false,
         signed_in: None,
         checked_at: None,
-    }
-}
-
-impl From<String> for ActionError {
-    fn from(message: String) -> Self {
-        ActionError { message }
     }
 }

@@ -16,7 +16,7 @@ use sandbox_core::server::ServerUrl;
 
 use super::{Inner, Service};
 use crate::listening;
-use crate::protocol::{ActionError, DetectedPort, Health, LogLevel};
+use crate::protocol::{ActionError, DetectedPort, ErrorCode, Health, LogLevel};
 
 /// How often ready sandboxes are scanned for listening ports.
 pub(super) const SCAN_EVERY: Duration = Duration::from_secs(30);
@@ -147,10 +147,12 @@ impl Service {
         name: &SandboxName,
         remote_port: u16,
     ) -> Result<String, ActionError> {
-        let profile =
-            self.inner.install.profiles().load(name).map_err(|e| ActionError::from(e.to_string()))?;
+        let profile = self.inner.install.profiles().load(name)?;
         if !(1024..=65535).contains(&remote_port) {
-            return Err(format!("port {remote_port} cannot be forwarded; pick a port from 1024 up").into());
+            return Err(ActionError::new(
+                ErrorCode::InvalidInput,
+                format!("port {remote_port} cannot be forwarded; pick a port from 1024 up"),
+            ));
         }
         let spec = match profile.forwards.iter().find(|f| f.remote_port == remote_port) {
             Some(saved) => saved.clone(),
@@ -164,10 +166,7 @@ impl Service {
                     .to_owned();
                 let local_port = choose_local_port(&profile, remote_port, port_is_free);
                 let spec = PortForward { remote_port, local_port, label, auto_start: false };
-                self.inner
-                    .install
-                    .save_forward(name, spec.clone())
-                    .map_err(|e| ActionError::from(e.to_string()))?;
+                self.inner.install.save_forward(name, spec.clone())?;
                 self.bump();
                 spec
             }
@@ -178,7 +177,7 @@ impl Service {
 
     /// `Request::SetAutoForward`.
     pub(super) fn set_auto_forward(&self, name: &SandboxName, on: bool) -> Result<String, ActionError> {
-        self.inner.install.profiles().load(name).map_err(|e| ActionError::from(e.to_string()))?;
+        self.inner.install.profiles().load(name)?;
         let mut state = self.lock();
         let changed = if on {
             state.settings.auto_forward.insert(name.to_string())

@@ -39,9 +39,9 @@ impl Desktop for Recorder {
             panic!("notification failed: Too many open files");
         }
     }
-    fn set_start_at_login(&self, on: bool) -> Result<(), String> {
+    fn set_start_at_login(&self, on: bool) -> Result<(), crate::desktop::AutostartError> {
         self.start_at_login.lock().unwrap().push(on);
-        self.login_error.clone().map_or(Ok(()), Err)
+        self.login_error.clone().map_or(Ok(()), |e| Err(crate::desktop::AutostartError(e)))
     }
     fn key_comment(&self) -> String {
         "test@laptop".into()
