@@ -47,6 +47,7 @@ impl Service {
                 let (ports, source) =
                     listening::detect(&self.inner.install, &*self.inner.desktop, &name).await?;
                 let profile = self.inner.install.profiles().load(&name)?;
+                let ports = self.pod_ports(&profile, ports);
                 // The user has seen these: none is announced as new later.
                 self.record_ports(&name, ports.clone(), true);
                 let (view, notice) = listening::answer(&name, &ports, source, &profile.forwards);

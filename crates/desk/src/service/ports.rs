@@ -80,6 +80,7 @@ impl Service {
             }
         };
         let Ok(profile) = self.inner.install.profiles().load(name) else { return };
+        let ports = self.pod_ports(&profile, ports);
         let new = self.record_ports(name, ports, false);
         let new: Vec<_> =
             new.into_iter().filter(|p| !profile.forwards.iter().any(|f| f.remote_port == p.port)).collect();
@@ -117,6 +118,17 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// The ports of a scan that are the pod's own. A sandbox served from this computer (the
+    /// demo) lists this app's forward listeners too: offering one would forward a forward, and
+    /// auto-forward would then add a forward to each forward it made, without end.
+    pub(crate) fn pod_ports(&self, profile: &Profile, mut ports: Vec<ListeningPort>) -> Vec<ListeningPort> {
+        if served_here(profile) {
+            let ours: BTreeSet<u16> = self.inner.forwards.status().iter().map(|f| f.local_port).collect();
+            ports.retain(|p| !ours.contains(&p.port));
+        }
+        ports
     }
 
     /// Stores a scan's ports (`seen_all`: a scan the user asked for, whose ports are then not
@@ -201,14 +213,18 @@ impl Service {
 /// the sandbox uses it, else a free one the system picks. A sandbox served from this computer
 /// (the demo) always gets a free one: there the same port is the pod's listener itself.
 fn choose_local_port(profile: &Profile, remote_port: u16, free: impl Fn(u16) -> bool) -> u16 {
-    let here =
-        ServerUrl::parse(&profile.server).is_ok_and(|s| sandbox_core::net::is_loopback(&s.endpoint("/")));
+    let here = served_here(profile);
     let used = profile.forwards.iter().any(|f| f.local_port == remote_port);
     if !here && !used && free(remote_port) {
         remote_port
     } else {
         sandbox_core::forward::free_local_port().unwrap_or(0)
     }
+}
+
+/// The sandbox's server is on this computer (loopback): its "pod" is this machine.
+fn served_here(profile: &Profile) -> bool {
+    ServerUrl::parse(&profile.server).is_ok_and(|s| sandbox_core::net::is_loopback(&s.endpoint("/")))
 }
 
 /// Whether 127.0.0.1:port can be bound now.
@@ -340,6 +356,17 @@ mod tests {
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes[1].starts_with("dev: port 8080 (node) forwarded: Forwarding localhost:"), "{notes:?}");
         assert!(snap.sandboxes[0].detected_ports.iter().any(|p| p.port == 8080 && p.forwarded));
+
+        // This "pod" is this computer (its server is on loopback), so it lists the forward's own
+        // listener too: that is never offered, announced or forwarded (each forward would get
+        // a forward of its own, scan after scan).
+        let local = snap.sandboxes[0].forwards[0].bound_port.expect("the forward listens");
+        ports.lock().unwrap().push(local);
+        app.scan(&name).await;
+        app.scan(&name).await;
+        let snap = app.snapshot();
+        assert_eq!(snap.sandboxes[0].forwards.len(), 1, "no forward of the forward");
+        assert!(!snap.sandboxes[0].detected_ports.iter().any(|p| p.port == local));
     }
 
     #[tokio::test]
