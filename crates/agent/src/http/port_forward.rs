@@ -75,6 +75,10 @@ pub async fn upgrade(
         .header(header::UPGRADE, "websocket")
         .header(header::SEC_WEBSOCKET_ACCEPT, accept);
     if let Some(token) = resume_token {
+        if !tunnels.enabled() {
+            // Restarted without resumption: whatever the client had is gone.
+            return text(StatusCode::GONE, "this tunnel is gone: this agent does not resume tunnels");
+        }
         let (true, Some(client_received)) = (v2, client_received) else {
             return text(StatusCode::BAD_REQUEST, "a resume needs protocol v2 and a byte count");
         };
