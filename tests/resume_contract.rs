@@ -87,7 +87,8 @@ async fn only_the_tokens_subject_resumes_and_a_gone_tunnel_says_so() {
     assert!(body.contains("resume window passed or the agent restarted"), "{body}");
 
     // A resume without the subprotocol is not v2.
-    let (_, answer) = upgrade(&agent, target, "alice", &[(RESUME_HEADER, &token), (RECEIVED_HEADER, "0")]).await;
+    let (_, answer) =
+        upgrade(&agent, target, "alice", &[(RESUME_HEADER, &token), (RECEIVED_HEADER, "0")]).await;
     assert_eq!(refused_with(answer).0, 400);
 
     // Alice, authenticated again, gets her tunnel back with the agent's count.
@@ -99,7 +100,8 @@ async fn only_the_tokens_subject_resumes_and_a_gone_tunnel_says_so() {
     assert_eq!(resumed.header(RESUME_HEADER), None, "the token is not sent again");
 
     // A count beyond what the agent sent is refused: the resume does not complete.
-    let h = [("sec-websocket-protocol", SUBPROTOCOL), (RESUME_HEADER, token.as_str()), (RECEIVED_HEADER, "999")];
+    let h =
+        [("sec-websocket-protocol", SUBPROTOCOL), (RESUME_HEADER, token.as_str()), (RECEIVED_HEADER, "999")];
     let (_, answer) = upgrade(&agent, target, "alice", &h).await;
     assert!(answer.is_err(), "a resume at a byte never sent was accepted");
 }
@@ -115,7 +117,8 @@ async fn after_the_window_the_tunnel_is_gone() {
     reset(tcp);
     // The agent notices the reset at once and keeps the tunnel for 1 s.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let h = [("sec-websocket-protocol", SUBPROTOCOL), (RESUME_HEADER, token.as_str()), (RECEIVED_HEADER, "0")];
+    let h =
+        [("sec-websocket-protocol", SUBPROTOCOL), (RESUME_HEADER, token.as_str()), (RECEIVED_HEADER, "0")];
     let (_, answer) = upgrade(&agent, target, "alice", &h).await;
     assert_eq!(refused_with(answer).0, 410);
 }
