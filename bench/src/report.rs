@@ -211,7 +211,7 @@ impl Report {
             o,
             "**Work:** bulk {} MiB per direction on one connection and over {} parallel connections \
              (median of {}); ping-pong {} round trips per size; setup {} connections in a row; {} \
-             connections held at once (RLIMIT_NOFILE {}); `ssh true` × {}, ssh bulk {} MiB (median of {}).\n",
+             connections held at once (a forward's cap; RLIMIT_NOFILE {}); `ssh true` × {}, ssh bulk {} MiB (median of {}).\n",
             s.bulk >> 20,
             s.streams,
             self.reps,

@@ -77,7 +77,8 @@ impl Sizes {
                 streams: 8,
                 latency_iters: 5000,
                 setup_iters: 300,
-                hold: 1000,
+                // As many as one forward of ours serves at once (more wait in its backlog).
+                hold: sandbox_core::forward::MAX_CONNECTIONS,
                 ssh_true_iters: 20,
                 ssh_bulk: 1 << 30,
                 recovery_iters: 10,
@@ -217,29 +218,43 @@ fn run_in(opts: Options, sizes: Sizes, dir: &Path, log: &Path, nofile: u64) -> a
         ("websockify", "`websocat` client → `websockify` (Debian)"),
         ("ssh -L", "OpenSSH `ssh -L` → the agent's embedded SSH server"),
     ];
-    for (name, what) in contenders.into_iter().filter(|(n, _)| env.opts.wants(n)) {
-        eprintln!("== {name}");
-        let running = match start(&env, name) {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                let note = format!("{name}: skipped, its tool is not installed (run scripts/bench.sh)");
-                eprintln!("{note}");
-                report.notes.push(note);
-                continue;
+    let wanted: Vec<(&str, &str)> = contenders.into_iter().filter(|(n, _)| env.opts.wants(n)).collect();
+    let mut next = 0;
+    while next < wanted.len() {
+        // Ours as v2 and as v1 run side by side, measured in turn: the comparison of the two
+        // protocols stays fair on a machine whose load drifts.
+        let together = wanted[next].0 == OURS && wanted.get(next + 1).is_some_and(|c| c.0 == OURS_V1);
+        let group = &wanted[next..next + if together { 2 } else { 1 }];
+        next += group.len();
+        let mut started = Vec::new();
+        for &(name, what) in group {
+            eprintln!("== {name}");
+            match start(&env, name) {
+                Ok(Some(r)) => started.push((name, what, r)),
+                Ok(None) => {
+                    let note = format!("{name}: skipped, its tool is not installed (run scripts/bench.sh)");
+                    eprintln!("{note}");
+                    report.notes.push(note);
+                }
+                Err(e) => {
+                    let mut row = Row::new(name, what);
+                    row.errors.push(format!("could not start: {e:#}"));
+                    report.rows.push(row);
+                }
             }
-            Err(e) => {
-                let mut row = Row::new(name, what);
-                row.errors.push(format!("could not start: {e:#}"));
-                report.rows.push(row);
-                continue;
-            }
-        };
-        let mut row = measure(&env, name, what, &running);
-        drop(running);
-        if name == OURS || name == OURS_V1 {
-            measure_recovery(&env, &mut row);
         }
-        report.rows.push(row);
+        if started.is_empty() {
+            continue;
+        }
+        let list: Vec<(&str, &str, &Running)> = started.iter().map(|(n, w, r)| (*n, *w, r)).collect();
+        let rows = measure_together(&env, &list);
+        drop(started);
+        for mut row in rows {
+            if row.name == OURS || row.name == OURS_V1 {
+                measure_recovery(&env, &mut row);
+            }
+            report.rows.push(row);
+        }
     }
     if env.ssh.is_some() {
         let variants: &[(&str, &str)] = &[
@@ -466,66 +481,98 @@ fn gbit(bytes: u64, d: Duration) -> f64 {
     bytes as f64 * 8.0 / d.as_secs_f64() / 1e9
 }
 
-fn measure(env: &Env, name: &str, what: &str, running: &Running) -> Row {
-    let mut row = Row::new(name, what);
-    let addr = SocketAddr::from(([127, 0, 0, 1], running.port));
+/// Samples of one metric from each contender at `addrs`, in `rounds` rounds whose order
+/// alternates (A B, B A, …), so load that drifts during the run weighs on each alike. A
+/// contender's first failure ends its samples.
+fn alternate<T>(
+    addrs: &[SocketAddr],
+    rounds: usize,
+    mut sample: impl FnMut(SocketAddr) -> anyhow::Result<Vec<T>>,
+) -> Vec<Result<Vec<T>, String>> {
+    let mut out: Vec<Result<Vec<T>, String>> = addrs.iter().map(|_| Ok(Vec::new())).collect();
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..addrs.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            if let Ok(v) = &mut out[i] {
+                match sample(addrs[i]) {
+                    Ok(s) => v.extend(s),
+                    Err(e) => out[i] = Err(format!("{e:#}")),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A figure for `row`, or its error recorded there.
+fn keep<T>(row: &mut Row, what: &str, r: Result<T, String>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            eprintln!("  {}: {what}: FAILED {e}", row.name);
+            row.errors.push(format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+/// Measures contenders that run side by side (ours as v2 and as v1): every metric's samples
+/// are taken from each in turn, then each holds its connections alone.
+fn measure_together(env: &Env, list: &[(&str, &str, &Running)]) -> Vec<Row> {
+    let addrs: Vec<SocketAddr> =
+        list.iter().map(|(_, _, r)| SocketAddr::from(([127, 0, 0, 1], r.port))).collect();
+    let mut rows: Vec<Row> = list.iter().map(|(n, w, _)| Row::new(n, w)).collect();
     let s = &env.sizes;
     let reps = env.opts.reps.max(1);
     let rt = &env.rt;
     let each = s.bulk / s.streams as u64;
-    let mut record = |what: &str, r: anyhow::Result<f64>| match r {
-        Ok(v) => Some(v),
-        Err(e) => {
-            eprintln!("  {what}: FAILED {e:#}");
-            row.errors.push(format!("{what}: {e:#}"));
-            None
-        }
+    let bulk =
+        |dir| alternate(&addrs, reps, |a| Ok(vec![gbit(s.bulk, rt.block_on(load::bulk(a, dir, s.bulk))?)]));
+    let par = |dir| {
+        alternate(&addrs, reps, |a| {
+            Ok(vec![gbit(each * s.streams as u64, rt.block_on(load::parallel(a, dir, s.streams, each))?)])
+        })
     };
-    let bulk = |dir| -> anyhow::Result<f64> {
-        let mut v = Vec::new();
-        for _ in 0..reps {
-            v.push(gbit(s.bulk, rt.block_on(load::bulk(addr, dir, s.bulk))?));
-        }
-        Ok(median(v))
-    };
-    let par = |dir| -> anyhow::Result<f64> {
-        let mut v = Vec::new();
-        for _ in 0..reps {
-            v.push(gbit(each * s.streams as u64, rt.block_on(load::parallel(addr, dir, s.streams, each))?));
-        }
-        Ok(median(v))
-    };
-    let up = record("upload", bulk(Direction::Up));
-    let down = record("download", bulk(Direction::Down));
-    let par_up = record("8-stream upload", par(Direction::Up));
-    let par_down = record("8-stream download", par(Direction::Down));
-    eprintln!("  Gbit/s up {up:.2?} down {down:.2?} 8×up {par_up:.2?} 8×down {par_down:.2?}");
-    let warm = (s.latency_iters / 10).max(5);
-    let lat = |size| rt.block_on(load::pingpong(addr, size, s.latency_iters, warm)).map(percentiles);
-    let lat1 = lat(1);
-    let lat4k = lat(4096);
-    let setup = rt.block_on(load::setup(addr, s.setup_iters)).map(percentiles);
-    let mut errs = Vec::new();
-    let mut keep = |what: &str, r: anyhow::Result<Stat>| match r {
-        Ok(v) => Some(v),
-        Err(e) => {
-            errs.push(format!("{what}: {e:#}"));
-            None
-        }
-    };
-    let (lat1, lat4k, setup) =
-        (keep("1 B ping-pong", lat1), keep("4 KiB ping-pong", lat4k), keep("setup", setup));
-    row.errors.extend(errs);
-    row.up = up;
-    row.down = down;
-    row.par_up = par_up;
-    row.par_down = par_down;
-    row.lat1 = lat1;
-    row.lat4k = lat4k;
-    row.setup = setup;
-    eprintln!("  µs p50/p99: 1 B {lat1:?} 4 KiB {lat4k:?} setup {setup:?}");
+    let (up, down) = (bulk(Direction::Up), bulk(Direction::Down));
+    let (par_up, par_down) = (par(Direction::Up), par(Direction::Down));
+    // One contender: one run of each; several: ten rounds in turn.
+    let rounds = if list.len() > 1 { 10 } else { 1 };
+    let iters = (s.latency_iters / rounds).max(1);
+    let warm = (iters / 10).max(5);
+    let lat = |size| alternate(&addrs, rounds, |a| rt.block_on(load::pingpong(a, size, iters, warm)));
+    let (lat1, lat4k) = (lat(1), lat(4096));
+    let setup = alternate(&addrs, rounds, |a| rt.block_on(load::setup(a, (s.setup_iters / rounds).max(1))));
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.up = keep(row, "upload", up[i].clone().map(median));
+        row.down = keep(row, "download", down[i].clone().map(median));
+        row.par_up = keep(row, "8-stream upload", par_up[i].clone().map(median));
+        row.par_down = keep(row, "8-stream download", par_down[i].clone().map(median));
+        row.lat1 = keep(row, "1 B ping-pong", lat1[i].clone().map(percentiles));
+        row.lat4k = keep(row, "4 KiB ping-pong", lat4k[i].clone().map(percentiles));
+        row.setup = keep(row, "setup", setup[i].clone().map(percentiles));
+        eprintln!(
+            "  {}: Gbit/s up {:.2?} down {:.2?} 8×up {:.2?} 8×down {:.2?}",
+            row.name, row.up, row.down, row.par_up, row.par_down
+        );
+        eprintln!(
+            "  {}: µs p50/p99: 1 B {:?} 4 KiB {:?} setup {:?}",
+            row.name, row.lat1, row.lat4k, row.setup
+        );
+    }
+    for (row, (_, _, running)) in rows.iter_mut().zip(list) {
+        measure_hold(env, running, row);
+    }
+    rows
+}
 
-    // Many connections held at once.
+/// Many connections held at once: failures, and RSS growth per connection at each end.
+fn measure_hold(env: &Env, running: &Running, row: &mut Row) {
+    let s = &env.sizes;
+    let rt = &env.rt;
+    let addr = SocketAddr::from(([127, 0, 0, 1], running.port));
     std::thread::sleep(Duration::from_millis(300));
     let rss = |pid: Option<u32>| pid.map(procs::tree_rss_kib);
     let (client0, server0) = (rss(running.client_pid), rss(running.server_pid));
@@ -545,13 +592,18 @@ fn measure(env: &Env, name: &str, what: &str, running: &Running) -> Row {
         client_kib: per(client0, client1),
         server_kib: per(server0, server1),
     });
-    eprintln!("  {} connections: {} failed; RSS KiB/conn {:?}", s.hold, failures.len(), row.hold);
+    eprintln!(
+        "  {}: {} connections: {} failed; RSS KiB/conn {:?}",
+        row.name,
+        s.hold,
+        failures.len(),
+        row.hold
+    );
     if let Some(first) = failures.first() {
         row.errors.push(format!("{} of {} held connections failed, first: {first}", failures.len(), s.hold));
     }
     // Let the contender tear the connections down before the next one starts.
     std::thread::sleep(Duration::from_millis(300));
-    row
 }
 
 fn ssh_base(env: &Env, variant: &str) -> Command {
