@@ -290,5 +290,6 @@ export function offForward(spec: ForwardView["spec"]): ForwardView {
     bytesReceived: 0,
     lastError: null,
     suggestedPort: null,
+    reconnectingSecs: null,
   };
 }

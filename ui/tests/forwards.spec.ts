@@ -177,6 +177,27 @@ test("a running forward opens in the browser and copies its URL", async ({ page,
   expect(await page.evaluate(() => navigator.clipboard.readText())).toBe("http://localhost:49200/");
 });
 
+test("a forward whose tunnel is resuming says so, in amber, until it is back", async ({ page }) => {
+  const resuming = {
+    ...forward(5173, { label: "vite" }),
+    on: true,
+    boundPort: 5173,
+    active: 1,
+    total: 1,
+    reconnectingSecs: 12,
+  };
+  await openApp(page, { sandboxes: [sandbox("dev", { forwards: [resuming, { ...forward(8000), on: true, boundPort: 8000 }] })] });
+  const row = page.getByTestId("forward-row-5173");
+  await expect(row.getByTestId("forward-reconnecting-5173")).toHaveText("reconnecting (12 s)…");
+  await expect(row.getByTestId("forward-reconnecting-5173")).toHaveAttribute("role", "status");
+  // Not an error: no red line, and the other forward says nothing of it.
+  await expect(row.getByTestId("forward-error-5173")).toHaveCount(0);
+  await expect(page.getByTestId("forward-reconnecting-8000")).toHaveCount(0);
+  const colour = await row.getByTestId("forward-reconnecting-5173").evaluate((e) => getComputedStyle(e).color);
+  const error = await page.evaluate(() => getComputedStyle(document.documentElement).getPropertyValue("--bad"));
+  expect(colour).not.toBe(error.trim());
+});
+
 test("ports listening in the pod are offered as one-click forwards", async ({ page }) => {
   await openApp(page, {
     sandboxes: [sandbox("dev", { forwards: [forward(8888, { label: "Jupyter" })] })],

@@ -216,6 +216,8 @@ pub struct ForwardView {
     pub last_error: Option<String>,
     /// It stopped because its local port is taken: a free port to use instead.
     pub suggested_port: Option<u16>,
+    /// A connection's tunnel is resuming after the network dropped it: for how many seconds.
+    pub reconnecting_secs: Option<u64>,
 }
 
 /// Where a sandbox can be opened.

@@ -194,6 +194,7 @@ pub fn forward_view(
         bytes_received: live.map_or(0, |l| l.bytes_received),
         last_error: live.and_then(|l| l.last_error.clone()).or_else(|| stopped_by.map(|s| s.message.clone())),
         suggested_port: if live.is_some() { None } else { stopped_by.and_then(|s| s.suggested_port) },
+        reconnecting_secs: live.and_then(|l| l.reconnecting_for).map(|d| d.as_secs()),
     }
 }
 
@@ -263,6 +264,27 @@ mod tests {
         // Any other health stays as probed: an unreachable server is not hidden by a forward.
         let down = SandboxStatus { health: Health::Unreachable, ..probed };
         assert_eq!(status_view(down.clone(), &[on], &name), down);
+    }
+
+    #[test]
+    fn a_forward_resuming_its_tunnel_shows_for_how_long() {
+        let spec =
+            PortForward { remote_port: 5173, local_port: 5173, label: String::new(), auto_start: false };
+        let mut live = ForwardStatus {
+            sandbox: "box".into(),
+            remote_port: 5173,
+            local_port: 5173,
+            active: 1,
+            total: 1,
+            bytes_sent: 0,
+            bytes_received: 0,
+            last_error: None,
+            reconnecting_for: None,
+        };
+        assert_eq!(forward_view(&spec, Some(&live), None).reconnecting_secs, None);
+        live.reconnecting_for = Some(std::time::Duration::from_millis(12_400));
+        assert_eq!(forward_view(&spec, Some(&live), None).reconnecting_secs, Some(12));
+        assert_eq!(forward_view(&spec, None, None).reconnecting_secs, None);
     }
 
     #[test]

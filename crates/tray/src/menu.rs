@@ -190,6 +190,9 @@ pub fn forward_label(f: &ForwardView) -> String {
     };
     let label = if f.spec.label.is_empty() { String::new() } else { format!(" {}", f.spec.label) };
     let state = match (f.on, &f.last_error) {
+        (true, _) if f.reconnecting_secs.is_some() => {
+            format!(" — reconnecting ({} s)…", f.reconnecting_secs.unwrap_or_default())
+        }
         (true, _) if f.active == 1 => format!(" — live, 1 connection{}", traffic(f)),
         (true, _) => format!(" — live, {} connections{}", f.active, traffic(f)),
         (false, Some(_)) => " — failed".to_owned(),
@@ -263,6 +266,7 @@ mod tests {
             bytes_received: 0,
             last_error: error.map(str::to_owned),
             suggested_port: None,
+            reconnecting_secs: None,
         }
     }
 
@@ -395,7 +399,9 @@ mod tests {
             forward_label(&live),
             "localhost:5173 → :5173 vite — live, 2 connections, ↑ 1.2 KiB ↓ 3.3 MiB"
         );
-        assert!(menu(&snapshot(Health::Ready, None, vec![live])).contains(&stop));
+        assert!(menu(&snapshot(Health::Ready, None, vec![live.clone()])).contains(&stop));
+        live.reconnecting_secs = Some(12);
+        assert_eq!(forward_label(&live), "localhost:5173 → :5173 vite — reconnecting (12 s)…");
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(999_999), "977 KiB");
         assert_eq!(human_bytes(5_600_000_000), "5.2 GiB");

@@ -20,4 +20,8 @@ lastError: string | null,
 /**
  * It stopped because its local port is taken: a free port to use instead.
  */
-suggestedPort: number | null, };
+suggestedPort: number | null, 
+/**
+ * A connection's tunnel is resuming after the network dropped it: for how many seconds.
+ */
+reconnectingSecs: number | null, };

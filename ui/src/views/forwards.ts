@@ -62,6 +62,12 @@ function row(name: string, forward: ForwardView) {
         >
       </div>
       <div class="stats">
+        ${forward.on && forward.reconnectingSecs !== null
+          ? html`<span class="reconnecting" role="status" data-testid="forward-reconnecting-${port}"
+              title="The network dropped a connection's tunnel; it resumes where it stopped once the sandbox is reachable"
+              >reconnecting (${forward.reconnectingSecs} s)…</span
+            >`
+          : nothing}
         <span class="num" title="Connections: active now / since it started"
           ><span data-testid="forward-conns-${port}">${forward.active} / ${forward.total}</span>
           <span class="muted">connections</span></span
