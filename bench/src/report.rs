@@ -359,10 +359,13 @@ impl Report {
             "\n## How to read this\n\n\
              - RSS per connection: growth of VmRSS (`/proc/PID/status`, summed over the process and its \
              children — websockify forks one process per connection, so its shared pages are counted \
-             once per child) while the connections are held, divided by their number. Client side = the \
-             local listener process; server side = the WebSocket server (for ours and ssh -L: \
-             `sandbox-agent`, which also dials the target).\n\
-             - No `sshd` is involved: `ssh -L` and `ssh -p` talk to the agent's embedded SSH server.\n\
+             once per child) while the connections are held, divided by their number, on processes started anew for \
+             it (after the throughput runs freed buffers would be reused and hide the cost). Client side = the \
+             local listener process; server side = the WebSocket server (for ours: a fresh \
+             `sandbox-agent`, which also dials the target; for ssh -L the agent every contender shares).\n\
+             - No `sshd` is involved: `ssh -L` and `ssh -p` talk to the agent's embedded SSH server, which \
+             opens at most 64 channels per SSH connection (`MAX_CHANNELS`): `ssh -L` carries every held \
+             connection as a channel of one, so the ones beyond fail.\n\
              - Every tunnelled byte crosses three TCP connections (load generator → local end → server \
              end → target) where direct TCP crosses one, on the same two cores: six socket copies and \
              three chains of wake-ups instead of two and one.\n\
@@ -390,7 +393,7 @@ impl Report {
             "The same binaries, the same run: `{OURS}` speaks v2 (the default: a byte stream that \
              survives a dropped WebSocket), `{OURS_V1}` is forced to v1 with \
              `SANDBOX_FORWARD_TUNNEL_PROTOCOL=v1`. Idle tunnel memory is the RSS per held connection \
-             above ({} tunnels open and idle at once). Recovery: one echo connection through a relay \
+             above ({} tunnels open and idle at once, a fresh CLI and a fresh agent for each protocol). Recovery: one echo connection through a relay \
              between the CLI and the agent that resets every connection ({} times, the network usable \
              again at once), then goes away for {} ms ({} times: connections reset, new ones refused) \
              and comes back; timed from the network being back to the first byte echoed.\n",

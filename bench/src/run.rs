@@ -99,6 +99,7 @@ struct Env {
     rt: tokio::runtime::Runtime,
     dir: PathBuf,
     log: PathBuf,
+    workspace: PathBuf,
     target_port: u16,
     agent: Guard,
     agent_port: u16,
@@ -180,6 +181,7 @@ fn run_in(opts: Options, sizes: Sizes, dir: &Path, log: &Path, nofile: u64) -> a
         rt,
         dir: dir.to_owned(),
         log: log.to_owned(),
+        workspace: workspace.clone(),
         target_port,
         agent,
         agent_port,
@@ -250,6 +252,13 @@ fn run_in(opts: Options, sizes: Sizes, dir: &Path, log: &Path, nofile: u64) -> a
         let rows = measure_together(&env, &list);
         drop(started);
         for mut row in rows {
+            // Held connections on fresh processes: after the throughput runs, freed buffers
+            // would be reused and hide what a connection costs.
+            match start_fresh(&env, &row.name) {
+                Ok(Some(running)) => measure_hold(&env, &running, &mut row),
+                Ok(None) => {}
+                Err(e) => row.errors.push(format!("could not start again to hold connections: {e:#}")),
+            }
             if row.name == OURS || row.name == OURS_V1 {
                 measure_recovery(&env, &mut row);
             }
@@ -449,6 +458,28 @@ fn measure_recovery(env: &Env, row: &mut Row) {
     }
 }
 
+/// `name` started anew; ours with an agent of its own too, so that both ends are fresh.
+fn start_fresh(env: &Env, name: &str) -> anyhow::Result<Option<Running>> {
+    if name != OURS && name != OURS_V1 {
+        return start(env, name);
+    }
+    let agent_port = procs::free_port();
+    let mut cmd = Command::new(env.opts.bin_dir.join("sandbox-agent"));
+    cmd.arg("--api-addr").arg(format!("127.0.0.1:{agent_port}")).arg("--workspace").arg(&env.workspace);
+    cmd.arg("--dev-mode");
+    let mut agent = Guard::spawn("sandbox-agent (fresh)", cmd, &env.log)?;
+    procs::wait_listening(&mut agent, agent_port, START_WAIT)?;
+    let (c, local) = ours_command(env, name, agent_port);
+    let mut g = Guard::spawn("sandbox-forward proxy (fresh)", c, &env.log)?;
+    procs::wait_listening(&mut g, local, START_WAIT)?;
+    Ok(Some(Running {
+        port: local,
+        client_pid: Some(g.pid()),
+        server_pid: Some(agent.pid()),
+        _guards: vec![g, agent],
+    }))
+}
+
 /// A contender whose local end `c` listens on `local` in front of the agent.
 fn in_front_of_agent(env: &Env, label: &str, c: Command, local: u16) -> anyhow::Result<Running> {
     let mut g = Guard::spawn(label, c, &env.log)?;
@@ -519,8 +550,8 @@ fn keep<T>(row: &mut Row, what: &str, r: Result<T, String>) -> Option<T> {
     }
 }
 
-/// Measures contenders that run side by side (ours as v2 and as v1): every metric's samples
-/// are taken from each in turn, then each holds its connections alone.
+/// Measures the traffic of contenders that run side by side (ours as v2 and as v1): every
+/// metric's samples are taken from each in turn.
 fn measure_together(env: &Env, list: &[(&str, &str, &Running)]) -> Vec<Row> {
     let addrs: Vec<SocketAddr> =
         list.iter().map(|(_, _, r)| SocketAddr::from(([127, 0, 0, 1], r.port))).collect();
@@ -561,9 +592,6 @@ fn measure_together(env: &Env, list: &[(&str, &str, &Running)]) -> Vec<Row> {
             "  {}: µs p50/p99: 1 B {:?} 4 KiB {:?} setup {:?}",
             row.name, row.lat1, row.lat4k, row.setup
         );
-    }
-    for (row, (_, _, running)) in rows.iter_mut().zip(list) {
-        measure_hold(env, running, row);
     }
     rows
 }
