@@ -279,8 +279,8 @@ fn sha256(path: &std::path::Path) -> String {
 }
 
 /// A large `scp` from the pod with five resets injected mid-transfer (every sixth of the size
-/// has crossed the proxy): it completes, exit 0, and the file's SHA-256 is the pod's.
-/// `TUNNEL_RESUME_SCP_MIB` sets the size (default 1024).
+/// has crossed the proxy): it completes, exit 0, and the file's SHA-256 is the pod's; then the
+/// same back up to the pod. `TUNNEL_RESUME_SCP_MIB` sets the size (default 1024).
 #[test]
 fn scp_of_a_large_file_survives_five_resets_mid_transfer() {
     let mib: u64 = std::env::var("TUNNEL_RESUME_SCP_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
@@ -309,6 +309,19 @@ fn scp_of_a_large_file_survives_five_resets_mid_transfer() {
     assert_eq!(pod.fault.triggered(), 5, "not every reset fired (the transfer was shorter than planned?)");
     assert_eq!(std::fs::metadata(&dest).unwrap().len(), mib << 20);
     assert_eq!(sha256(&dest), want, "the copy differs from the pod's file");
+    assert_eq!(stderr(&o), "", "scp's terminal got text while the tunnel resumed");
+
+    // And back up, five resets again (the client's replay buffer this time).
+    pod.fault.reset_every(Dir::Up, (mib << 20) / 6, 5);
+    let t0 = Instant::now();
+    let mut scp =
+        pod.home.ssh("scp", &["-o", "LogLevel=ERROR", dest.to_str().unwrap(), &format!("{NAME}:back.bin")]);
+    scp.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let o = wait(scp.spawn().unwrap(), Duration::from_secs(600));
+    eprintln!("scp {mib} MiB up with {} resets in all: {:?}", pod.fault.triggered(), t0.elapsed());
+    assert!(o.status.success(), "scp up exited {}; stderr: {}", o.status, stderr(&o));
+    assert_eq!(pod.fault.triggered(), 10, "not every reset of the upload fired");
+    assert_eq!(sha256(&pod.agent.workspace.join("back.bin")), want, "the upload differs from the file sent");
     assert_eq!(stderr(&o), "", "scp's terminal got text while the tunnel resumed");
 }
 
@@ -419,14 +432,17 @@ fn ssh_cut_by_a_reset(pod: &Pod, env: &[(&str, &str)]) -> (std::process::ExitSta
     s.finish(T)
 }
 
-fn assert_v1_reset_error(status: std::process::ExitStatus, err: &str, who: &str) {
+/// Asserts ssh failed with one line from the ProxyCommand naming the reset, that the tunnel
+/// could not resume, and `why` (what made it v1).
+fn assert_v1_reset_error(status: std::process::ExitStatus, err: &str, who: &str, why: &str) {
     eprintln!("{who}, reset: ssh exited {status}, stderr: {err}");
     assert!(!status.success(), "{who}: a reset v1 tunnel ended ssh with success");
     let ours: Vec<&str> = err.lines().filter(|l| l.contains("sandbox-forward")).collect();
     assert_eq!(ours.len(), 1, "{who}: one line from the ProxyCommand, got: {err}");
     let line = ours[0].to_lowercase();
     assert!(line.contains("reset"), "{who}: the cause (a reset) is not named: {err}");
-    assert!(line.contains("resum"), "{who}: nothing says why the tunnel could not resume: {err}");
+    assert!(line.contains("resum"), "{who}: nothing says the tunnel could not resume: {err}");
+    assert!(ours[0].contains(why), "{who}: the line does not say why the tunnel was v1 ({why:?}): {err}");
 }
 
 /// Mixed versions: our client (v2 by default) against an agent offering only v1
@@ -439,7 +455,7 @@ fn v2_client_with_a_v1_server_and_v1_client_with_our_agent_work_and_fail_plainly
     let o = run(pod.ssh(&[NAME, "echo ok"]), T);
     assert_eq!(ok(&o), "ok\n");
     let (status, err) = ssh_cut_by_a_reset(&pod, &[]);
-    assert_v1_reset_error(status, &err, "v2 client, v1-only agent");
+    assert_v1_reset_error(status, &err, "v2 client, v1-only agent", "which this server speaks");
 
     // v1 client → our agent.
     let pod = Pod::start(&[]);
@@ -447,7 +463,7 @@ fn v2_client_with_a_v1_server_and_v1_client_with_our_agent_work_and_fail_plainly
     c.env(PROTOCOL_ENV, "v1");
     assert_eq!(ok(&run(c, T)), "ok\n");
     let (status, err) = ssh_cut_by_a_reset(&pod, &[(PROTOCOL_ENV, "v1")]);
-    assert_v1_reset_error(status, &err, "v1 client, our agent");
+    assert_v1_reset_error(status, &err, "v1 client, our agent", PROTOCOL_ENV);
 
     // And `proxy --stdio`, v1 by the env var: the same bytes as v2.
     let echo = echo_server().to_string();
@@ -538,4 +554,66 @@ fn through_the_nginx_gateway_a_reset_and_502s_meanwhile_are_survived() {
     assert!(status.success(), "ssh exited {status}; stderr: {err}");
     assert_eq!(err, "", "the terminal got text while the tunnel resumed");
     assert!(after_502 < RECOVERY, "after the 502s the session took {after_502:?} to move again");
+}
+
+/// The byte at `offset` of the stream [`flapping`] sends: no period a replay from a wrong
+/// offset could hide behind (a 4 KiB block number is mixed in).
+fn pattern(offset: u64) -> u8 {
+    (offset.wrapping_mul(7) ^ (offset >> 12).wrapping_mul(131)) as u8
+}
+
+/// A forward through a network that resets every connection after each MiB uploaded, twenty
+/// times in a row, while 48 MiB go through an echo server in the pod both ways at once: every
+/// byte comes back once, in order, and the local connection never notices.
+#[test]
+fn a_forward_survives_a_reset_every_mebibyte_both_ways() {
+    const TOTAL: u64 = 48 << 20;
+    let pod = Pod::start(&[]);
+    let local = free_port();
+    let child = pod
+        .home
+        .cli(&["proxy", "--server", &pod.fault.url(), "--port", &echo_server().to_string()])
+        .args(["--local-port", &local.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _forward = Guard { child, name: "proxy --port" };
+    assert!(eventually(T, || TcpStream::connect(("127.0.0.1", local)).is_ok()), "the forward never listened");
+    let c = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+
+    pod.fault.reset_every(Dir::Up, 1 << 20, 20);
+    let t0 = Instant::now();
+    let mut w = c.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut off = 0u64;
+        let mut buf = vec![0u8; 64 << 10];
+        while off < TOTAL {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = pattern(off + i as u64);
+            }
+            w.write_all(&buf).expect("write to the forward");
+            off += buf.len() as u64;
+        }
+    });
+    let mut r = c;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = 0u64;
+    while got < TOTAL {
+        let n = match r.read(&mut buf) {
+            Ok(0) => panic!("the forwarded connection ended after {got} bytes"),
+            Ok(n) => n,
+            Err(e) => panic!("the forwarded connection broke after {got} bytes: {e}"),
+        };
+        if let Some(i) = (0..n).find(|&i| buf[i] != pattern(got + i as u64)) {
+            panic!("byte {} came back wrong (after {} resets)", got + i as u64, pod.fault.triggered());
+        }
+        got += n as u64;
+    }
+    writer.join().unwrap();
+    eprintln!("48 MiB echoed through {} resets in {:?}", pod.fault.triggered(), t0.elapsed());
+    assert_eq!(pod.fault.triggered(), 20, "not every reset fired");
+    assert!(pod.fault.accepted() >= 21, "the resets did not replace the WebSocket");
 }

@@ -59,7 +59,11 @@ impl From<SpliceError> for TunnelError {
 /// What to do about a broken tunnel, for the one line the user sees.
 fn advice(e: &SpliceError) -> &'static str {
     match e {
-        // Only v1 ends here on a network error: v2 resumes instead.
+        // Only v1 ends here on a network error: v2 resumes instead. v1 because the user asked
+        // for it, or because the server speaks nothing else.
+        e if e.is_network() && !offer_v2() => {
+            "; what was in flight is lost (tunnel protocol v1, which SANDBOX_FORWARD_TUNNEL_PROTOCOL=v1 asks for, cannot resume): reconnect once the network is back, or unset the variable to let tunnels resume"
+        }
         e if e.is_network() => {
             "; what was in flight is lost (tunnel protocol v1, which this server speaks, cannot resume): reconnect once the network is back (`sandbox-forward status` checks the server)"
         }
