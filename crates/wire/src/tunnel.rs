@@ -840,6 +840,16 @@ where
                 Poll::Pending => Ok(false),
                 Poll::Ready(_) => {
                     s.local_w_shut = true;
+                    // The client follows the pod's end, as in v1 (where the pod's Close ends
+                    // both ways): a server that closed its connection reads nothing more, and
+                    // `proxy --stdio` on a terminal must not wait for an EOF the user never
+                    // types. The pod side keeps half-close for the client's EOF.
+                    if self.role == Role::Client && !s.local_eof {
+                        s.local_eof = true;
+                        self.local_eof = true;
+                        let eof = Control::Eof(s.sent);
+                        self.send_control(eof);
+                    }
                     Ok(true)
                 }
             };

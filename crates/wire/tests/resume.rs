@@ -14,19 +14,26 @@ fn opts() -> SpliceOptions<'static> {
     SpliceOptions { ping_interval: Some(Duration::from_secs(5)), ..Default::default() }
 }
 
-/// One application at a tunnel end: writes `payload`, then EOF, and reads until EOF.
-fn app(io: DuplexStream, payload: Vec<u8>) -> tokio::task::JoinHandle<Vec<u8>> {
+/// One application at a tunnel end: writes `payload` while reading until EOF; then (or, with
+/// `eof_first`, as soon as its payload is written) sends its own EOF. A server sends its EOF
+/// last: the client ends its side when the pod's ends, as in v1.
+fn app(io: DuplexStream, payload: Vec<u8>, eof_first: bool) -> tokio::task::JoinHandle<Vec<u8>> {
     tokio::spawn(async move {
         let (mut r, mut w) = tokio::io::split(io);
+        let (read_all, all_read) = tokio::sync::oneshot::channel::<()>();
         let writer = async move {
             for chunk in payload.chunks(7_919) {
                 w.write_all(chunk).await.unwrap();
+            }
+            if !eof_first {
+                let _ = all_read.await;
             }
             w.shutdown().await.unwrap();
         };
         let reader = async move {
             let mut got = Vec::new();
             r.read_to_end(&mut got).await.unwrap();
+            let _ = read_all.send(());
             got
         };
         let ((), got) = tokio::join!(writer, reader);
@@ -92,8 +99,8 @@ async fn both_streams_arrive_whole_across_many_lost_legs() {
     let down = random(16 << 20, 2);
     let (c_app, c_local) = tokio::io::duplex(64 * 1024);
     let (s_app, s_local) = tokio::io::duplex(64 * 1024);
-    let client_app = app(c_app, up.clone());
-    let target = app(s_app, down.clone());
+    let client_app = app(c_app, up.clone(), true);
+    let target = app(s_app, down.clone(), false);
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let (legs, client, server) = tokio::time::timeout(
         LIMIT,
@@ -183,4 +190,34 @@ async fn a_peer_that_does_not_acknowledge_holds_the_sender_at_the_replay_limit()
     let on_wire = on_wire.load(std::sync::atomic::Ordering::Relaxed);
     assert!(on_wire as usize >= REPLAY_LIMIT, "what is kept was also sent: {on_wire}");
     sink.abort();
+}
+
+#[tokio::test]
+async fn the_pods_end_ends_the_client_side_too_as_in_v1() {
+    // The client's application sends a request and keeps its side open (a terminal that never
+    // types EOF); the target answers and closes. The tunnel ends: the client follows the pod.
+    let (c_app, c_local) = tokio::io::duplex(64 * 1024);
+    let (s_app, s_local) = tokio::io::duplex(64 * 1024);
+    let client_app = tokio::spawn(async move {
+        let (mut r, mut w) = tokio::io::split(c_app);
+        w.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.unwrap();
+        (got, w)
+    });
+    let target = tokio::spawn(async move {
+        let (mut r, mut w) = tokio::io::split(s_app);
+        let mut req = [0u8; 18];
+        r.read_exact(&mut req).await.unwrap();
+        w.write_all(b"HTTP/1.1 200 OK\r\n\r\nbye").await.unwrap();
+        w.shutdown().await.unwrap();
+        // A server that closed reads nothing more: its reader is dropped with it.
+    });
+    let (legs, client, _) =
+        tokio::time::timeout(LIMIT, carry(c_local, s_local, |_| None)).await.expect("ended");
+    assert_eq!(legs, 1);
+    assert!(client.complete());
+    target.await.unwrap();
+    let (got, _keep_open) = client_app.await.unwrap();
+    assert_eq!(got, b"HTTP/1.1 200 OK\r\n\r\nbye");
 }

@@ -286,8 +286,6 @@ mod tests {
         }
     }
 
-    use super::*;
-
     #[test]
     fn host_key_public_line_has_no_comment() {
         let key = HostKey::generate();
