@@ -170,3 +170,14 @@ test("the activity log can be filtered and copied", async ({ page, context }) =>
   await page.getByTestId("log-filter").fill("nothing like this");
   await expect(page.getByTestId("log")).toContainText("No line matches.");
 });
+
+test("at 800×600 Edit and Remove… stay side by side at the end of the sandbox's actions", async ({ page }) => {
+  await page.setViewportSize({ width: 800, height: 600 });
+  await openApp(page, { sandboxes: [sandbox("dev")] });
+  const edit = (await page.getByTestId("edit-sandbox").boundingBox())!;
+  const remove = (await page.getByTestId("remove-sandbox").boundingBox())!;
+  const row = (await page.locator(".action-row").first().boundingBox())!;
+  expect(Math.abs(edit.y - remove.y)).toBeLessThan(2);
+  expect(remove.x).toBeGreaterThan(edit.x);
+  expect(row.x + row.width - (remove.x + remove.width)).toBeLessThan(2);
+});

@@ -118,21 +118,22 @@ function actions(sandbox: SandboxView, preferences: Preferences) {
               ${signing ? "Finish in your browser…" : "Sign in"}
             </button>`
         : nothing}
-      <span class="grow"></span>
-      <button type="button" class="btn ghost" data-testid="edit-sandbox" @click=${() => openForm(sandbox.settings)}>
-        Edit
-      </button>
-      <button
-        type="button"
-        class="btn ghost danger"
-        data-testid="remove-sandbox"
-        @click=${() => {
-          state.confirmingRemove = name;
-          afterNextDraw(() => document.querySelector<HTMLElement>("[data-testid=cancel-remove]")?.focus());
-        }}
-      >
-        Remove…
-      </button>
+      <span class="split end">
+        <button type="button" class="btn ghost" data-testid="edit-sandbox" @click=${() => openForm(sandbox.settings)}>
+          Edit
+        </button>
+        <button
+          type="button"
+          class="btn ghost danger"
+          data-testid="remove-sandbox"
+          @click=${() => {
+            state.confirmingRemove = name;
+            afterNextDraw(() => document.querySelector<HTMLElement>("[data-testid=cancel-remove]")?.focus());
+          }}
+        >
+          Remove…
+        </button>
+      </span>
     </div>
     <div class="action-feedback">
       ${feedbackLine(at.connect, "connect")} ${feedbackLine(at.openIn, "open-in")} ${feedbackLine(at.sign, "sign")}
