@@ -5,11 +5,15 @@
 // window, which shows the Add form filled in; the tray menu's "Add sandbox…" (clicked over D-Bus,
 // as a tray host does) opens the empty form in this window. Run by scripts/e2e-app.sh, which owns
 // every process. Env: APP, APP_HOME (the app's HOME), DRIVER (http://127.0.0.1:PORT), POD_PORT,
-// LOCAL_PORT, SCREENSHOT.
+// LOCAL_PORT, SCREENSHOT; SCREENSHOTS (a directory) and SCREENSHOT_THEME (light or dark, the
+// theme the display was started in) for the docs' screenshots (scripts/screenshots.sh): the
+// window with the live forward (window-THEME.png) and, in light, the Add form filled from the
+// link (add-from-link.png), each at the default size and at 800×600 (…-800x600.png).
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 
-const { APP, APP_HOME, DRIVER, POD_PORT, LOCAL_PORT, SCREENSHOT } = process.env;
+const { APP, APP_HOME, DRIVER, POD_PORT, LOCAL_PORT, SCREENSHOT, SCREENSHOTS } = process.env;
+const THEME = process.env.SCREENSHOT_THEME || "light";
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -73,6 +77,31 @@ const type = async (testid, value) => {
   await wd("POST", `${S}/element/${id}/value`, { text: String(value) });
 };
 
+/** Writes what the window shows to `path`. */
+const shot = async (path) => {
+  await sleep(1200); // a poll and a paint after the last change
+  writeFileSync(path, Buffer.from(await wd("GET", `${S}/screenshot`), "base64"));
+};
+/** For docs/: SCREENSHOTS/NAME.png at the window's default size (src-tauri/src/lib.rs) and
+ * NAME-800x600.png, every scrolling pane at its top. */
+const docShots = async (name) => {
+  const top = () =>
+    wd("POST", `${S}/execute/sync`, {
+      script: "for (const e of document.querySelectorAll('*')) if (e.scrollTop) e.scrollTop = 0",
+      args: [],
+    });
+  // A notice lies over the content below it until it fades (5 s): wait it out.
+  await until("notices to fade", async () =>
+    wd("POST", `${S}/execute/sync`, { script: "return !document.querySelector('.feedback.notice')", args: [] }),
+  );
+  for (const [suffix, width, height] of [["", 960, 680], ["-800x600", 800, 600]]) {
+    await wd("POST", `${S}/window/rect`, { width, height });
+    await top();
+    await shot(`${SCREENSHOTS}/${name}${suffix}.png`);
+  }
+  await wd("POST", `${S}/window/rect`, { width: 960, height: 680 });
+};
+
 try {
   // Nothing configured: the tray process started the demo sandbox, and the window lists it.
   await until("the demo sandbox in the list", async () => (await text("sandbox-item-demo")).toLowerCase().includes("demo"));
@@ -96,15 +125,15 @@ try {
   if (body.trim() !== "hello from the pod") throw new Error(`unexpected body: ${body}`);
   await until("live numbers on the row", async () => /[1-9]/.test(await text(`forward-traffic-${POD_PORT}`)), 10000);
 
-  if (SCREENSHOT) {
-    await sleep(1200); // a poll and a paint after the last change
-    writeFileSync(SCREENSHOT, Buffer.from(await wd("GET", `${S}/screenshot`), "base64"));
-  }
+  if (SCREENSHOT) await shot(SCREENSHOT);
+  if (SCREENSHOTS) await docShots(`window-${THEME}`);
   console.log(`ok: demo listed, forward :${POD_PORT} -> localhost:${LOCAL_PORT} carried an HTTP request`);
 
   // A link clicked in a browser: the desktop starts the app with it; that second instance hands
   // it to this one and exits. The form is filled, nothing is added.
-  const link = "sandbox-forward://add?name=linked&server=https%3A%2F%2Fsandboxes.example.com&folder=%2Fsrc";
+  const link =
+    "sandbox-forward://add?name=linked&server=https%3A%2F%2Fsandboxes.example.com" +
+    "&issuer=https%3A%2F%2Flogin.example.com&client_id=sandbox-forward&folder=%2Fsrc";
   const second = spawnSync(APP, [link], { env: { ...process.env, HOME: APP_HOME }, timeout: 30000 });
   if (second.status !== 0) throw new Error(`the second launch exited ${second.status}: ${second.stderr}`);
   await until("the Add form filled from the link", async () => (await value("field-name")) === "linked");
@@ -112,6 +141,7 @@ try {
   if ((await value("field-remoteFolder")) !== "/src") throw new Error("folder not filled");
   if (!(await text("form-link")).startsWith("sandbox-forward://add?")) throw new Error("the link is not shown");
   if ((await text("form-title")) !== "Add a sandbox") throw new Error("not the Add form");
+  if (SCREENSHOTS && THEME === "light") await docShots("add-from-link");
   await click("form-cancel");
 
   // The tray's "Add sandbox…" (its menu read and clicked over D-Bus, as a tray host does).
