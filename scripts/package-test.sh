@@ -8,7 +8,8 @@
 #
 # 1. The .deb's and .rpm's contents: the four binaries in /usr/bin, the .desktop entry, icons.
 #    The installed .desktop entry runs `sandbox-forward-app %u` and claims
-#    `x-scheme-handler/sandbox-forward` (links that add a sandbox).
+#    `x-scheme-handler/sandbox-forward` (links that add a sandbox); once installed, `xdg-mime`
+#    names it the scheme's handler.
 # 2. `apt-get install ./PACKAGE.deb`: apt resolves the declared dependencies. Every library a
 #    binary links is declared (.deb and .rpm), and every library it loads comes from a package
 #    the dependencies pull in.
@@ -40,10 +41,16 @@ if [ -z "${PACKAGE_TEST_INSIDE:-}" ]; then
         rm -f "$list"
         set -- "${made[@]}"
     fi
-    # What the checks use: rpm to read the .rpm, xwininfo to see the window.
+    # What the checks use: rpm to read the .rpm, xwininfo to see the window, xdg-mime to ask
+    # for the link handler. And update-desktop-database, as every desktop has: its dpkg trigger
+    # writes the mimeinfo.cache that xdg-mime reads. Without it xdg-mime scans the entries
+    # itself, splitting the bundler's "Sandbox Forward.desktop" at the space (it answers
+    # "Sandbox", and xdg-open finds no handler).
     need=()
     command -v rpm >/dev/null 2>&1 || need+=(rpm)
     command -v xwininfo >/dev/null 2>&1 || need+=(x11-utils)
+    command -v xdg-mime >/dev/null 2>&1 || need+=(xdg-utils)
+    command -v update-desktop-database >/dev/null 2>&1 || need+=(desktop-file-utils)
     install_packages ${need[@]+"${need[@]}"}
     exec env PACKAGE_TEST_INSIDE=1 dbus-run-session -- xvfb-run -a -s "-screen 0 1280x800x24" "$0" "$@"
 fi
@@ -226,6 +233,11 @@ exec_line="$(grep -m1 '^Exec=' "$desktop_entry")"
 grep -qx 'MimeType=x-scheme-handler/sandbox-forward;' "$desktop_entry" \
     || fail "the .desktop entry does not claim sandbox-forward:// links: $(grep '^MimeType=' "$desktop_entry" || echo no MimeType line)"
 echo "ok: $(basename "$desktop_entry") runs sandbox-forward-app %u and handles x-scheme-handler/sandbox-forward"
+# What a browser or xdg-open asks before it hands a link on: the installed entry is the handler.
+handler="$(xdg-mime query default x-scheme-handler/sandbox-forward)"
+[ "$handler" = "$(basename "$desktop_entry")" ] \
+    || fail "xdg-mime names '$handler' the handler of sandbox-forward:// links, not $(basename "$desktop_entry")"
+echo "ok: xdg-mime query default x-scheme-handler/sandbox-forward: $handler"
 SANDBOX_FORWARD_LOG=info sandbox-forward-app >"$work/app.log" 2>&1 &
 app=$!
 pids+=("$app")
