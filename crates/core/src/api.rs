@@ -133,7 +133,7 @@ pub struct Leg {
 }
 
 /// What the server said about a v2 leg.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LegV2 {
     /// The tunnel's resume token. Secret: it is never logged.
     pub token: String,
@@ -142,6 +142,17 @@ pub struct LegV2 {
     /// How long the server keeps the tunnel after a lost leg.
     pub window: Duration,
 }
+
+impl std::fmt::Debug for LegV2 {
+    /// Without the token: it is a credential for the tunnel.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegV2").field("received", &self.received).field("window", &self.window).finish()
+    }
+}
+
+/// The longest resume window a client honours: a server announcing more does not keep a
+/// client retrying for days.
+const MAX_RESUME_WINDOW: Duration = Duration::from_secs(3600);
 
 /// What we call ourselves in requests.
 const USER_AGENT: &str = concat!("sandbox-forward/", env!("CARGO_PKG_VERSION"));
@@ -335,7 +346,8 @@ impl ApiClient {
                     .header(resume::WINDOW_HEADER)
                     .and_then(|s| s.parse().ok())
                     .map(Duration::from_secs)
-                    .unwrap_or(resume::DEFAULT_RESUME_WINDOW);
+                    .unwrap_or(resume::DEFAULT_RESUME_WINDOW)
+                    .min(MAX_RESUME_WINDOW);
                 Some(LegV2 { token, received, window })
             }
             _ if offer.is_resume() => {
@@ -581,6 +593,13 @@ mod tests {
         let (server, _saw) = canned(reply("200 OK", "", r#"{"port": 2222}"#)).await;
         let err = client(&server).listening_ports().await.unwrap_err();
         assert!(matches!(err, ApiError::BadBody { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_resume_token_never_shows_in_debug_output() {
+        let leg = LegV2 { token: "tok-3f9a-secret".into(), received: 7, window: Duration::from_secs(120) };
+        let shown = format!("{leg:?}");
+        assert!(!shown.contains("tok-3f9a-secret") && shown.contains("received: 7"), "{shown}");
     }
 
     #[tokio::test]

@@ -124,32 +124,35 @@ pub async fn upgrade(
             .header(resume::WINDOW_HEADER, tunnels.window().as_secs())
             .body(Body::default())
             .expect("static response parts are valid");
-        tokio::spawn(async move {
-            let io = match upgrade.await {
-                Ok(io) => TokioIo::new(io),
-                Err(e) => return tracing::debug!("upgrade failed: {e}"),
-            };
-            tokio::select! {
-                _ = tunnel_v2(&tunnels, token, (io, slot), port, &who, ssh) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        });
+        let carrier = |first| Carrier::V2 { tunnels, token, first };
+        spawn_tunnel(upgrade, slot, carrier, port, who, shutdown, ssh);
         return response;
     }
+    spawn_tunnel(upgrade, slot, Carrier::V1, port, who, shutdown, ssh);
+    switching.body(Body::default()).expect("static response parts are valid")
+}
+
+/// Runs the tunnel in a task of its own once hyper hands over the connection.
+fn spawn_tunnel(
+    upgrade: hyper::upgrade::OnUpgrade,
+    slot: Option<ConnectionSlot>,
+    carrier: impl FnOnce(LegIo) -> Carrier + Send + 'static,
+    port: u16,
+    who: Identity,
+    shutdown: CancellationToken,
+    ssh: Option<(u16, SshInjector)>,
+) {
     tokio::spawn(async move {
-        let _slot = slot;
         let io = match upgrade.await {
             Ok(io) => TokioIo::new(io),
             Err(e) => return tracing::debug!("upgrade failed: {e}"),
         };
-        // hyper hands over any bytes it read past the request itself inside `io`.
-        let ws = TunnelSocket::new(io, Role::Server, &[]);
+        // The leg keeps its connection's place under the connection cap until it ends.
         tokio::select! {
-            _ = tunnel(ws, port, &who, ssh) => {}
+            _ = tunnel(carrier((io, slot)), port, &who, ssh) => {}
             _ = shutdown.cancelled() => {}
         }
     });
-    switching.body(Body::default()).expect("static response parts are valid")
 }
 
 /// `port=N` with N a non-privileged port; anything else is `None`.
@@ -166,26 +169,65 @@ fn url_query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
-async fn tunnel<S>(ws: TunnelSocket<S>, port: u16, who: &Identity, ssh: Option<(u16, SshInjector)>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
+/// How a tunnel reaches the client: one WebSocket (v1), or legs of a resumable tunnel (v2).
+enum Carrier {
+    V1(LegIo),
+    V2 { tunnels: Tunnels, token: String, first: LegIo },
+}
+
+impl Carrier {
+    /// Carries the target's halves until the tunnel ends; the error, for the log line.
+    async fn carry<R, W>(self, r: R, w: W, who: &Identity, port: u16, traffic: &Traffic) -> Result<(), String>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        match self {
+            Carrier::V1((io, _slot)) => {
+                // hyper hands over any bytes it read past the request itself inside `io`.
+                let ws = TunnelSocket::new(io, Role::Server, &[]);
+                // Half-close: a client's Close 1000 only says it is done sending; the target
+                // reads EOF and its reply still reaches the client (`printf 'GET / …' | proxy --stdio`).
+                let opts = SpliceOptions { traffic: Some(traffic), half_close: true, ..Default::default() };
+                splice(ws, r, w, opts).await.map_err(|e| e.to_string())
+            }
+            Carrier::V2 { tunnels, token, first } => {
+                resumable::run(&tunnels, token, &who.sub, port, first, r, w, traffic).await
+            }
+        }
+    }
+
+    /// Tells the client the target cannot be reached (Close 1011 "dial failed").
+    async fn dial_failed(self) {
+        let (Carrier::V1((io, _)) | Carrier::V2 { first: (io, _), .. }) = self;
+        let _ = TunnelSocket::new(io, Role::Server, &[]).close(CLOSE_ERROR, DIAL_FAILED).await;
+    }
+
+    fn protocol(&self) -> u8 {
+        match self {
+            Carrier::V1(_) => 1,
+            Carrier::V2 { .. } => 2,
+        }
+    }
+}
+
+/// Dials the target — the embedded SSH server in memory when `port` is its own, else loopback
+/// TCP — and carries it until the tunnel ends; one audit line with bytes and duration.
+async fn tunnel(carrier: Carrier, port: u16, who: &Identity, ssh: Option<(u16, SshInjector)>) {
     let started = Instant::now();
     let traffic = Traffic::default();
-    // Half-close: a client's Close 1000 only says it is done sending; the target reads EOF
-    // and its reply still reaches the client (`printf 'GET / …' | proxy --stdio`).
-    let opts = SpliceOptions { traffic: Some(&traffic), half_close: true, ..Default::default() };
+    let protocol = carrier.protocol();
     let result = match ssh {
         Some((ssh_port, injector)) if ssh_port == port => {
             let (r, w) = tokio::io::split(injector.connect(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))));
-            splice(ws, r, w, opts).await
+            carrier.carry(r, w, who, port, &traffic).await
         }
         _ => {
             let mut target = match dial_loopback(port).await {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::info!(sub = %Untrusted(&who.sub), port, "port-forward dial failed: {e}");
-                    let _ = ws.close(CLOSE_ERROR, DIAL_FAILED).await;
+                    carrier.dial_failed().await;
                     return;
                 }
             };
@@ -193,7 +235,7 @@ where
             // Borrowed halves keep the socket ours: a broken tunnel resets the target (an
             // upload cut short must not look complete to it); an owned half would send a FIN.
             let (r, w) = target.split();
-            let result = splice(ws, r, w, opts).await;
+            let result = carrier.carry(r, w, who, port, &traffic).await;
             if result.is_err() {
                 let _ = target.set_zero_linger();
             }
@@ -204,56 +246,7 @@ where
     tracing::info!(
         sub = %Untrusted(&who.sub),
         port,
-        bytes_in = from_client,
-        bytes_out = to_client,
-        duration_ms = started.elapsed().as_millis() as u64,
-        error = result.err().map(|e| e.to_string()),
-        "port-forward closed"
-    );
-}
-
-/// A protocol v2 tunnel: dials the target, then carries it over as many legs as the client
-/// brings within the resume window ([`resumable::run`]).
-async fn tunnel_v2(
-    tunnels: &Tunnels,
-    token: String,
-    first: LegIo,
-    port: u16,
-    who: &Identity,
-    ssh: Option<(u16, SshInjector)>,
-) {
-    let started = Instant::now();
-    let traffic = Traffic::default();
-    let result = match ssh {
-        Some((ssh_port, injector)) if ssh_port == port => {
-            let (r, w) = tokio::io::split(injector.connect(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))));
-            resumable::run(tunnels, token, &who.sub, port, first, r, w, &traffic).await
-        }
-        _ => {
-            let mut target = match dial_loopback(port).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::info!(sub = %Untrusted(&who.sub), port, "port-forward dial failed: {e}");
-                    let ws = TunnelSocket::new(first.0, Role::Server, &[]);
-                    let _ = ws.close(CLOSE_ERROR, DIAL_FAILED).await;
-                    return;
-                }
-            };
-            let _ = target.set_nodelay(true);
-            let (r, w) = target.split();
-            let result = resumable::run(tunnels, token, &who.sub, port, first, r, w, &traffic).await;
-            if result.is_err() {
-                // The target must not take a cut stream for a complete one.
-                let _ = target.set_zero_linger();
-            }
-            result
-        }
-    };
-    let (to_client, from_client) = traffic.snapshot();
-    tracing::info!(
-        sub = %Untrusted(&who.sub),
-        port,
-        protocol = 2,
+        protocol,
         bytes_in = from_client,
         bytes_out = to_client,
         duration_ms = started.elapsed().as_millis() as u64,
