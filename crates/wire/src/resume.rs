@@ -20,7 +20,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::frame::ProtocolError;
+use bytes::Bytes;
+
+use crate::frame::{self, ProtocolError};
+use crate::tunnel::MAX_MESSAGE;
 
 /// The subprotocol a v2 client offers and a v2 server accepts.
 pub const SUBPROTOCOL: &str = "sandbox-forward.v2";
@@ -96,11 +99,31 @@ pub enum ResumeError {
     OutOfRange { claimed: u64, acked: u64, sent: u64 },
 }
 
+/// A batch of our stream as it went on the wire, kept until acknowledged.
+#[derive(Debug)]
+struct Kept {
+    /// The batch's payload: one message per [`MAX_MESSAGE`] bytes, masked as sent (a client's).
+    bytes: Bytes,
+    /// Each message's mask (a client's); empty for a server's, which sends unmasked.
+    masks: Vec<[u8; 4]>,
+    /// Leading bytes the peer has acknowledged.
+    start: usize,
+}
+
+impl Kept {
+    fn left(&self) -> usize {
+        self.bytes.len() - self.start
+    }
+}
+
 /// One end's state of a v2 byte stream, kept across legs.
 #[derive(Debug, Default)]
 pub struct Stream {
-    /// Bytes read from the local side and not yet acknowledged: stream offsets `acked..sent`.
-    replay: VecDeque<u8>,
+    /// Batches read from the local side and not yet acknowledged: stream offsets `acked..sent`.
+    /// They are the frozen send buffers themselves — keeping them costs no copy.
+    replay: VecDeque<Kept>,
+    /// Bytes in `replay`.
+    kept: usize,
     /// Bytes of our stream the peer has acknowledged.
     pub(crate) acked: u64,
     /// Bytes of our stream read from the local side.
@@ -134,7 +157,7 @@ impl Stream {
 
     /// Bytes kept for replay right now.
     pub fn buffered(&self) -> usize {
-        self.replay.len()
+        self.kept
     }
 
     /// Starts a new leg: the peer has written out `peer_received` bytes of our stream, so
@@ -173,49 +196,71 @@ impl Stream {
     }
 
     fn acknowledge(&mut self, n: u64) {
-        let drop = (n - self.acked) as usize;
-        self.replay.drain(..drop);
-        self.acked = n;
-        if self.replay.is_empty() && self.replay.capacity() > 64 * 1024 {
-            // An idle tunnel keeps no bulk-sized buffer.
-            self.replay = VecDeque::new();
+        let mut drop = (n - self.acked) as usize;
+        self.kept -= drop;
+        while drop > 0 {
+            let front = self.replay.front_mut().expect("acknowledged bytes are kept");
+            if front.left() <= drop {
+                drop -= front.left();
+                self.replay.pop_front();
+            } else {
+                front.start += drop;
+                drop = 0;
+            }
         }
+        self.acked = n;
     }
 
     /// Room left in the replay buffer: how much may be read from the local side now.
     pub(crate) fn room(&self) -> usize {
-        REPLAY_LIMIT - self.replay.len()
+        REPLAY_LIMIT.saturating_sub(self.kept)
     }
 
-    /// Keeps bytes just read from the local side for replay.
-    pub(crate) fn push(&mut self, bytes: &[u8]) {
-        self.replay.extend(bytes);
+    /// Keeps a batch just read from the local side and sent (as `bytes`, masked with `masks`
+    /// per message, or unmasked when `masks` is empty); the cursor moves past it.
+    pub(crate) fn push(&mut self, bytes: Bytes, masks: Vec<[u8; 4]>) {
+        debug_assert!(masks.is_empty() || masks.len() == bytes.len().div_ceil(MAX_MESSAGE));
         self.sent += bytes.len() as u64;
+        self.cursor = self.sent;
+        self.kept += bytes.len();
+        if !bytes.is_empty() {
+            self.replay.push_back(Kept { bytes, masks, start: 0 });
+        }
     }
 
-    /// Bytes to send again (a new leg) before reading the local side: up to `max` from the
-    /// cursor, which advances past them.
+    /// Bytes to send again (a new leg) before reading the local side, unmasked: up to `max`
+    /// from the cursor, which advances past them.
     pub(crate) fn take_replay(&mut self, out: &mut bytes::BytesMut, max: usize) -> usize {
-        let start = (self.cursor - self.acked) as usize;
-        let n = (self.replay.len() - start).min(max);
-        let (a, b) = self.replay.as_slices();
-        let mut at = start;
-        let mut left = n;
-        for part in [a, b] {
-            if at >= part.len() {
-                at -= part.len();
-                continue;
-            }
-            let take = (part.len() - at).min(left);
-            out.extend_from_slice(&part[at..at + take]);
-            left -= take;
-            at = 0;
-            if left == 0 {
+        let mut skip = (self.cursor - self.acked) as usize;
+        let mut copied = 0;
+        for kept in &self.replay {
+            if copied == max {
                 break;
             }
+            if skip >= kept.left() {
+                skip -= kept.left();
+                continue;
+            }
+            let from = kept.start + skip;
+            let take = (kept.bytes.len() - from).min(max - copied);
+            let at = out.len();
+            out.extend_from_slice(&kept.bytes[from..from + take]);
+            if !kept.masks.is_empty() {
+                // Unmask message by message, each from its own phase.
+                let mut p = from;
+                while p < from + take {
+                    let message = p / MAX_MESSAGE;
+                    let end = ((message + 1) * MAX_MESSAGE).min(from + take);
+                    let phase = (p % MAX_MESSAGE) as u64;
+                    frame::apply_mask(&mut out[at + p - from..at + end - from], kept.masks[message], phase);
+                    p = end;
+                }
+            }
+            copied += take;
+            skip = 0;
         }
-        self.cursor += n as u64;
-        n
+        self.cursor += copied as u64;
+        copied
     }
 
     /// Whether bytes read earlier still wait to be sent on this leg.
@@ -257,12 +302,17 @@ mod tests {
         }
     }
 
+    fn plain(bytes: &'static [u8]) -> Bytes {
+        Bytes::from_static(bytes)
+    }
+
     #[test]
     fn replay_keeps_unacknowledged_bytes_and_resumes_at_the_peers_count() {
         let mut s = Stream::new();
-        s.push(b"hello ");
-        s.push(b"world");
+        s.push(plain(b"hello "), Vec::new());
+        s.push(plain(b"world"), Vec::new());
         let mut out = bytes::BytesMut::new();
+        s.resync(0).unwrap();
         assert_eq!(s.take_replay(&mut out, 100), 11);
         assert_eq!(&out[..], b"hello world");
         s.on_ack(6).unwrap();
@@ -284,21 +334,39 @@ mod tests {
     }
 
     #[test]
-    fn replay_wraps_around_the_ring() {
+    fn acknowledgements_trim_batches_partly_and_whole() {
         let mut s = Stream::new();
         let mut out = bytes::BytesMut::new();
         for round in 0..50u8 {
-            let chunk = vec![round; 1000];
-            s.push(&chunk);
-            out.clear();
-            s.take_replay(&mut out, usize::MAX);
-            assert_eq!(&out[..], &chunk[..]);
+            s.push(Bytes::from(vec![round; 1000]), Vec::new());
             s.on_ack(s.sent - 500).unwrap();
+            assert_eq!(s.buffered(), 500);
         }
         s.resync(s.acked).unwrap();
-        out.clear();
         s.take_replay(&mut out, usize::MAX);
         assert_eq!(&out[..], &[49u8; 500][..]);
+        s.on_ack(s.sent).unwrap();
+        assert_eq!((s.buffered(), s.replay.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_clients_masked_batches_are_replayed_unmasked_from_any_byte() {
+        // Three messages' worth, masked message by message as a client sends them.
+        let text: Vec<u8> = (0..2 * MAX_MESSAGE + 100).map(|i| (i % 251) as u8).collect();
+        let masks = vec![[1, 2, 3, 4], [9, 8, 7, 6], [0xaa, 0x55, 0xff, 0x0f]];
+        let mut masked = text.clone();
+        for (i, m) in masked.chunks_mut(MAX_MESSAGE).enumerate() {
+            frame::apply_mask(m, masks[i], 0);
+        }
+        let mut s = Stream::new();
+        s.push(Bytes::from(masked), masks);
+        // The peer got 5 bytes short of the first message's end, then the leg dropped.
+        let at = MAX_MESSAGE as u64 - 5;
+        s.resync(at).unwrap();
+        let mut out = bytes::BytesMut::new();
+        assert_eq!(s.take_replay(&mut out, 7), 7, "up to max");
+        s.take_replay(&mut out, usize::MAX);
+        assert_eq!(&out[..], &text[at as usize..]);
     }
 
     #[test]

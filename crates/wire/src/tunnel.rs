@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Interval, Sleep};
 use tokio_util::io::poll_read_buf;
@@ -323,6 +323,9 @@ struct Pump<'a, S, R, W> {
     /// Bytes of the batch (headers and payload) on the wire / in all.
     up_written: usize,
     up_total: usize,
+    /// The batch on its way: `up`'s bytes, framed and masked, frozen — so that v2 keeps them
+    /// for replay without a copy.
+    batch: Bytes,
     /// The batch copied whole, for a connection that cannot `writev`.
     staged: Vec<u8>,
     local_eof: bool,
@@ -408,6 +411,7 @@ where
             head_lens: [0; BATCH],
             up_written: 0,
             up_total: 0,
+            batch: Bytes::new(),
             staged: Vec::new(),
             local_eof,
             control,
@@ -562,7 +566,7 @@ where
             } else {
                 self.up_written += n;
                 if self.up_written == self.up_total {
-                    self.up.clear();
+                    self.batch = Bytes::new();
                     self.staged.clear();
                     (self.up_written, self.up_total) = (0, 0);
                 }
@@ -577,7 +581,7 @@ where
             return Pin::new(&mut self.ws).poll_write(cx, &self.staged[self.up_written..]);
         }
         let mut iov = [IoSlice::new(&[]); 2 * BATCH];
-        let n = gather(batch_parts(&self.up, &self.heads, &self.head_lens), self.up_written, &mut iov);
+        let n = gather(batch_parts(&self.batch, &self.heads, &self.head_lens), self.up_written, &mut iov);
         Pin::new(&mut self.ws).poll_write_vectored(cx, &iov[..n])
     }
 
@@ -593,7 +597,8 @@ where
                 // A new leg sends what the peer missed before anything new.
                 self.up.reserve(LARGE_BUFFER);
                 s.take_replay(&mut self.up, LARGE_BUFFER);
-                self.frame_batch();
+                // Already kept: only framed (and masked afresh) for this leg.
+                self.frame_batch(false);
                 return Ok(true);
             }
             // A full replay buffer waits for an acknowledgement (reading the peer wakes us).
@@ -617,8 +622,6 @@ where
                 self.send_control(eof);
                 return Ok(true);
             }
-            s.push(&self.up[..n]);
-            s.cursor = s.sent;
         }
         if n == 0 {
             self.local_eof = true;
@@ -635,25 +638,37 @@ where
         if let Some(t) = self.traffic {
             t.sent.fetch_add(n as u64, Ordering::Relaxed);
         }
-        self.frame_batch();
+        self.frame_batch(true);
         Ok(true)
     }
 
-    /// Cuts `up` into messages of at most [`MAX_MESSAGE`], masking each in place.
-    fn frame_batch(&mut self) {
+    /// Cuts `up` into messages of at most [`MAX_MESSAGE`], masking each in place, and freezes it
+    /// into `batch`. In v2 a `fresh` batch (new bytes, not a replay) is also kept for replay as
+    /// it is — masked, with its masks: no copy on the hot path; only a replay unmasks.
+    fn frame_batch(&mut self, fresh: bool) {
         let mut heads = 0;
+        let mut masks = [[0; 4]; BATCH];
         for (i, payload) in self.up.chunks_mut(MAX_MESSAGE).enumerate() {
             let mask = self.role.mask();
             if let Some(m) = mask {
                 frame::apply_mask(payload, m, 0);
+                masks[i] = m;
             }
             let header = Header { fin: true, opcode: OpCode::Binary, mask, len: payload.len() as u64 };
             self.head_lens[i] = frame::encode_header(&header, &mut self.heads[i]);
             heads += self.head_lens[i];
         }
-        (self.up_written, self.up_total) = (0, heads + self.up.len());
+        self.batch = self.up.split().freeze();
+        (self.up_written, self.up_total) = (0, heads + self.batch.len());
+        if let Some(s) = self.v2.as_deref_mut() {
+            if fresh {
+                let frames = self.batch.len().div_ceil(MAX_MESSAGE);
+                let masks = if self.role == Role::Client { masks[..frames].to_vec() } else { Vec::new() };
+                s.push(self.batch.clone(), masks);
+            }
+        }
         if !self.ws.is_write_vectored() {
-            for part in batch_parts(&self.up, &self.heads, &self.head_lens) {
+            for part in batch_parts(&self.batch, &self.heads, &self.head_lens) {
                 self.staged.extend_from_slice(part);
             }
         }
@@ -709,7 +724,7 @@ where
         }
         self.close_sent = true;
         if self.up_written == 0 && self.up_total > 0 {
-            self.up.clear();
+            self.batch = Bytes::new();
             self.staged.clear();
             self.up_total = 0;
         }
