@@ -433,3 +433,58 @@ fn a_reset_mid_upload_reaches_the_pod_server_as_a_reset() {
     let end = how.recv_timeout(T).expect("the pod server saw an end");
     assert_eq!(end, Err(ErrorKind::ConnectionReset), "a cut upload ended like a complete one");
 }
+
+/// What the app shows: while a forwarded connection's tunnel resumes, its forward reports
+/// since when ("reconnecting (N s)…"); once the network is back, that clears and the same
+/// connection carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_reports_reconnecting_while_its_tunnel_resumes() {
+    use sandbox_core::api::{ApiClient, Endpoint};
+    use sandbox_core::forward::{bind_local, serve, ForwardStats};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let fault = FaultProxy::start(agent.port);
+    let api = ApiClient::new(Endpoint {
+        server: sandbox_core::server::ServerUrl::parse(&fault.url()).unwrap(),
+        credentials: Default::default(),
+        tls: Default::default(),
+        bearer: None,
+    })
+    .unwrap();
+    let listener = bind_local(0).await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let stats = std::sync::Arc::new(ForwardStats::default());
+    let serving = tokio::spawn(serve(listener, api, echo_server(), stats.clone()));
+
+    let mut c = tokio::net::TcpStream::connect(local).await.unwrap();
+    let mut buf = [0u8; 4];
+    c.write_all(b"one!").await.unwrap();
+    c.read_exact(&mut buf).await.unwrap();
+    assert_eq!(stats.resuming.since(), None, "reconnecting before anything broke");
+
+    // The network drops and stays down: every new connection is refused.
+    fault.refuse();
+    fault.reset_all();
+    let deadline = std::time::Instant::now() + T;
+    while stats.resuming.since().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the forward never said it was reconnecting");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let waited = stats.resuming.since().expect("still reconnecting while the network is down").elapsed();
+    assert!(waited >= Duration::from_secs(1), "{waited:?}");
+
+    // Back: the same connection carries on, and the forward is no longer reconnecting.
+    fault.heal();
+    c.write_all(b"two!").await.unwrap();
+    tokio::time::timeout(T, c.read_exact(&mut buf))
+        .await
+        .expect("echoed after the network came back")
+        .unwrap();
+    assert_eq!(&buf, b"two!");
+    assert_eq!(stats.resuming.since(), None);
+    assert_eq!(stats.active.load(std::sync::atomic::Ordering::Relaxed), 1, "the connection was not replaced");
+    serving.abort();
+}
