@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::frame::{self, ProtocolError};
 use crate::tunnel::MAX_MESSAGE;
@@ -49,6 +49,9 @@ pub const ACK_DELAY: Duration = Duration::from_millis(200);
 /// Keepalive of a v2 leg: a silent leg is given up after three intervals (15 s), and since
 /// giving up a leg loses nothing, detection can be much quicker than v1's 60 s.
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Send buffers a stream keeps for reuse ([`Stream::spare_buffer`]).
+const SPARE_BUFFERS: usize = 4;
 
 /// Longest control message (`eof 18446744073709551615` is 24 bytes).
 pub const MAX_CONTROL: usize = 64;
@@ -124,6 +127,12 @@ pub struct Stream {
     replay: VecDeque<Kept>,
     /// Bytes in `replay`.
     kept: usize,
+    /// Send buffers given back once acknowledged, for the next batches. v1 reads every batch
+    /// into the one buffer it keeps; v2 keeps batches for replay, so without these it would
+    /// take fresh memory from the allocator for each, which hands it back to the OS and
+    /// faults it in again (measured: 12,000–38,000 page faults per GiB sent, against ~40).
+    /// Dropped when the replay buffer empties: an idle tunnel keeps none.
+    spare: Vec<BytesMut>,
     /// Bytes of our stream the peer has acknowledged.
     pub(crate) acked: u64,
     /// Bytes of our stream read from the local side.
@@ -202,13 +211,31 @@ impl Stream {
             let front = self.replay.front_mut().expect("acknowledged bytes are kept");
             if front.left() <= drop {
                 drop -= front.left();
-                self.replay.pop_front();
+                let done = self.replay.pop_front().expect("the front exists").bytes;
+                // Unique once no later batch and no read buffer share its allocation.
+                if self.spare.len() < SPARE_BUFFERS {
+                    if let Ok(buffer) = done.try_into_mut() {
+                        self.spare.push(buffer);
+                    }
+                }
             } else {
                 front.start += drop;
                 drop = 0;
             }
         }
         self.acked = n;
+        if self.replay.is_empty() {
+            self.spare.clear();
+        }
+    }
+
+    /// A send buffer given back ([`Stream::spare`]), emptied and with room for `capacity`
+    /// bytes — its allocation reused from its start when it is large enough.
+    pub(crate) fn spare_buffer(&mut self, capacity: usize) -> Option<BytesMut> {
+        let mut buffer = self.spare.pop()?;
+        buffer.clear();
+        buffer.reserve(capacity);
+        Some(buffer)
     }
 
     /// Room left in the replay buffer: how much may be read from the local side now.
@@ -347,6 +374,29 @@ mod tests {
         assert_eq!(&out[..], &[49u8; 500][..]);
         s.on_ack(s.sent).unwrap();
         assert_eq!((s.buffered(), s.replay.len()), (0, 0));
+    }
+
+    #[test]
+    fn an_acknowledged_send_buffer_is_reused_not_freed() {
+        let mut s = Stream::new();
+        let mut up = BytesMut::with_capacity(64 * 1024);
+        up.extend_from_slice(&[1; 64 * 1024]);
+        s.push(up.split().freeze(), Vec::new());
+        drop(up); // the pump moved on to another buffer
+        assert!(s.spare_buffer(1).is_none(), "nothing acknowledged yet");
+        s.on_ack(s.sent).unwrap();
+        // The replay buffer is empty: an idle tunnel keeps no spare.
+        assert!(s.spare_buffer(1).is_none());
+        let mut up = BytesMut::with_capacity(64 * 1024);
+        up.extend_from_slice(&[2; 64 * 1024]);
+        let at2 = up.as_ptr();
+        s.push(up.split().freeze(), Vec::new());
+        drop(up);
+        s.push(Bytes::from(vec![3; 10]), Vec::new());
+        s.on_ack(s.sent - 10).unwrap();
+        let reused = s.spare_buffer(64 * 1024).expect("the first batch's buffer came back");
+        assert!(reused.is_empty() && reused.capacity() >= 64 * 1024);
+        assert_eq!(reused.as_ptr(), at2, "the same allocation, from its start");
     }
 
     #[test]

@@ -603,6 +603,11 @@ where
             }
             // A full replay buffer waits for an acknowledgement (reading the peer wakes us).
             limit = limit.min(s.room());
+            if self.up.capacity() < limit {
+                if let Some(buffer) = s.spare_buffer(limit) {
+                    self.up = buffer;
+                }
+            }
         }
         if self.local_eof || limit == 0 {
             return Ok(false);
