@@ -237,15 +237,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut pump = Pump::new(socket, local_read, local_write, opts, None);
-    let result = poll_fn(|cx| pump.poll(cx)).await;
-    // After a clean end the local app sees EOF; the peer sees our FIN (and TLS close_notify).
-    let grace = Duration::from_secs(1);
-    if result.is_ok() {
-        let _ = tokio::time::timeout(grace, pump.local_w.shutdown()).await;
-    }
-    let _ = tokio::time::timeout(grace, pump.ws.shutdown()).await;
-    result
+    Pump::new(socket, local_read, local_write, opts, None).run().await
 }
 
 /// Runs one leg of a protocol v2 tunnel ([`crate::resume`]) over `stream`, whose counts the
@@ -268,22 +260,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let opts = SpliceOptions { half_close: false, ..opts };
-    let mut pump = Pump::new(socket, local_read, local_write, opts, Some(stream));
-    let result = poll_fn(|cx| pump.poll(cx)).await;
-    let grace = Duration::from_secs(1);
-    match &result {
-        Ok(()) => {
-            let _ = tokio::time::timeout(grace, pump.local_w.shutdown()).await;
-            let _ = tokio::time::timeout(grace, pump.ws.shutdown()).await;
-        }
-        // A lost leg is dropped as it is: its connection is dead or stalled, and waiting on
-        // it would only delay the next leg.
-        Err(e) if e.is_network() => {}
-        Err(_) => {
-            let _ = tokio::time::timeout(grace, pump.ws.shutdown()).await;
-        }
-    }
-    result
+    Pump::new(socket, local_read, local_write, opts, Some(stream)).run().await
 }
 
 /// Where the payload of a data frame goes.
@@ -440,6 +417,22 @@ where
             ack_due: None,
             text: Vec::new(),
         }
+    }
+
+    /// Runs the tunnel to its end. After a clean end the local app sees EOF and the peer our FIN
+    /// (and TLS close_notify). A v2 leg lost to the network is dropped as it is: its connection
+    /// is dead or stalled, and waiting on it would only delay the next leg.
+    async fn run(mut self) -> Result<(), SpliceError> {
+        let result = poll_fn(|cx| self.poll(cx)).await;
+        let grace = Duration::from_secs(1);
+        if result.is_ok() {
+            let _ = tokio::time::timeout(grace, self.local_w.shutdown()).await;
+        }
+        let lost_leg = self.v2.is_some() && result.as_ref().is_err_and(SpliceError::is_network);
+        if !lost_leg {
+            let _ = tokio::time::timeout(grace, self.ws.shutdown()).await;
+        }
+        result
     }
 
     /// Moves bytes both ways until neither direction can go on, then waits for whichever
