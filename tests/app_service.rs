@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sandbox_test_support::aio::eventually;
+
 use sandbox_core::paths::Paths;
 use sandbox_core::setup::Installation;
 use sandbox_core::ssh_config::Platform;
@@ -377,11 +379,8 @@ async fn the_demo_forward_serves_its_page_with_one_connection_per_request() {
     // The page server stops with the demo.
     app.shutdown().await;
     let port = spec.remote_port;
-    assert!(
-        sandbox_tests::eventually(Duration::from_secs(5), || TcpStream::connect(("127.0.0.1", port))
-            .is_err()),
-        "the demo's page server outlived the demo"
-    );
+    let gone = eventually(Duration::from_secs(5), || TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert!(gone.await, "the demo's page server outlived the demo");
 }
 
 /// A notification that panics (zbus at the descriptor limit) neither stops live status nor
@@ -416,12 +415,14 @@ async fn a_panicking_notification_does_not_stop_live_status() {
         .await
         .unwrap()
     };
+    // Polled without blocking a runtime worker: a task parked in a blocked worker's LIFO slot
+    // cannot be stolen by the other one, so a blocking wait can starve the very task it awaits.
     let notified = |n: usize| {
         let desktop = desktop.clone();
-        sandbox_tests::eventually(Duration::from_secs(5), move || desktop.notes.lock().unwrap().len() >= n)
+        eventually(Duration::from_secs(5), move || desktop.notes.lock().unwrap().len() >= n)
     };
     fail_once(locals[0]).await;
-    assert!(notified(1), "the failure was not notified");
+    assert!(notified(1).await, "the failure was not notified");
 
     // Numbers keep refreshing: traffic through the echo forward changes the generation.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -440,7 +441,7 @@ async fn a_panicking_notification_does_not_stop_live_status() {
 
     // A later failure is still noticed and notified.
     fail_once(locals[1]).await;
-    assert!(notified(2), "no notification after the first one panicked");
+    assert!(notified(2).await, "no notification after the first one panicked");
     drop(conn);
     app.shutdown().await;
 }
