@@ -50,8 +50,11 @@ pub const ACK_DELAY: Duration = Duration::from_millis(200);
 /// giving up a leg loses nothing, detection can be much quicker than v1's 60 s.
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Send buffers a stream keeps for reuse ([`Stream::spare_buffer`]).
-const SPARE_BUFFERS: usize = 4;
+/// Send buffers a stream keeps for reuse ([`Stream::spare_buffer`]): as many as a full replay
+/// buffer spans (1 MiB batches, the partly acknowledged oldest one and the one being filled),
+/// so that a sender that falls behind and catches up again finds them all. They cost no more
+/// than the busiest moment did: spares only come from batches kept then.
+const SPARE_BUFFERS: usize = REPLAY_LIMIT / (1024 * 1024) + 2;
 
 /// Longest control message (`eof 18446744073709551615` is 24 bytes).
 pub const MAX_CONTROL: usize = 64;
@@ -131,7 +134,9 @@ pub struct Stream {
     /// into the one buffer it keeps; v2 keeps batches for replay, so without these it would
     /// take fresh memory from the allocator for each, which hands it back to the OS and
     /// faults it in again (measured: 12,000–38,000 page faults per GiB sent, against ~40).
-    /// Dropped when the replay buffer empties: an idle tunnel keeps none.
+    /// Kept while the stream is busy, even when the replay buffer empties for a moment between
+    /// acknowledgements (freeing them there measured most of the faults left); released when
+    /// the tunnel goes quiet or its leg is lost ([`Stream::release_spares`]).
     spare: Vec<BytesMut>,
     /// Bytes of our stream the peer has acknowledged.
     pub(crate) acked: u64,
@@ -224,18 +229,31 @@ impl Stream {
             }
         }
         self.acked = n;
-        if self.replay.is_empty() {
-            self.spare.clear();
-        }
+    }
+
+    /// Gives the spare send buffers back to the allocator: the tunnel went quiet (nothing kept
+    /// for replay at a keepalive tick) or its leg is gone (a suspended tunnel keeps none).
+    pub(crate) fn release_spares(&mut self) {
+        self.spare = Vec::new();
+    }
+
+    /// Nothing waits for an acknowledgement.
+    pub(crate) fn all_acknowledged(&self) -> bool {
+        self.kept == 0
     }
 
     /// A send buffer given back ([`Stream::spare`]), emptied and with room for `capacity`
     /// bytes — its allocation reused from its start when it is large enough.
     pub(crate) fn spare_buffer(&mut self, capacity: usize) -> Option<BytesMut> {
-        let mut buffer = self.spare.pop()?;
-        buffer.clear();
-        buffer.reserve(capacity);
-        Some(buffer)
+        while let Some(mut buffer) = self.spare.pop() {
+            buffer.clear();
+            // Only one that holds `capacity` as it is (a small one from an interactive spell
+            // is dropped).
+            if buffer.try_reclaim(capacity) {
+                return Some(buffer);
+            }
+        }
+        None
     }
 
     /// Room left in the replay buffer: how much may be read from the local side now.
@@ -385,8 +403,10 @@ mod tests {
         drop(up); // the pump moved on to another buffer
         assert!(s.spare_buffer(1).is_none(), "nothing acknowledged yet");
         s.on_ack(s.sent).unwrap();
-        // The replay buffer is empty: an idle tunnel keeps no spare.
-        assert!(s.spare_buffer(1).is_none());
+        // Kept while busy, even with the replay buffer empty for a moment; given back once quiet.
+        assert_eq!(s.spare.len(), 1, "an empty replay buffer between acknowledgements keeps its spares");
+        s.release_spares();
+        assert!(s.spare_buffer(1).is_none(), "a quiet tunnel keeps no spare");
         let mut up = BytesMut::with_capacity(64 * 1024);
         up.extend_from_slice(&[2; 64 * 1024]);
         let at2 = up.as_ptr();
@@ -397,6 +417,23 @@ mod tests {
         let reused = s.spare_buffer(64 * 1024).expect("the first batch's buffer came back");
         assert!(reused.is_empty() && reused.capacity() >= 64 * 1024);
         assert_eq!(reused.as_ptr(), at2, "the same allocation, from its start");
+    }
+
+    #[test]
+    fn a_spare_too_small_for_a_bulk_read_is_dropped_not_grown() {
+        let mut s = Stream::new();
+        for size in [4096, 1 << 20] {
+            let mut up = BytesMut::with_capacity(size);
+            up.extend_from_slice(&vec![7; size]);
+            s.push(up.split().freeze(), Vec::new());
+        }
+        s.on_ack(s.sent).unwrap();
+        assert_eq!(s.spare.len(), 2);
+        // LIFO: the 1 MiB one first; the 4 KiB one would have to be reallocated (a copy into
+        // fresh pages), so it is not handed out.
+        assert!(s.spare_buffer(1 << 20).is_some_and(|b| b.capacity() >= 1 << 20));
+        assert!(s.spare_buffer(1 << 20).is_none());
+        assert!(s.spare.is_empty());
     }
 
     #[test]

@@ -60,6 +60,10 @@ const SMALL_BUFFER: usize = 4 * 1024;
 /// 256 KiB 9.2 Gbit/s, 1 MiB 11.5, 4 MiB 11.5.
 const LARGE_BUFFER: usize = 32 * MAX_MESSAGE;
 
+/// v2: the least room a send buffer shared with kept batches must have left to take the next
+/// read; below it a spare (or fresh) buffer takes over.
+const PACK_MIN: usize = LARGE_BUFFER / 16;
+
 /// Most frames one uplink batch holds.
 const BATCH: usize = LARGE_BUFFER / MAX_MESSAGE;
 
@@ -424,6 +428,9 @@ where
     /// is dead or stalled, and waiting on it would only delay the next leg.
     async fn run(mut self) -> Result<(), SpliceError> {
         let result = poll_fn(|cx| self.poll(cx)).await;
+        if let Some(s) = self.v2.as_deref_mut() {
+            s.release_spares();
+        }
         let grace = Duration::from_secs(1);
         if result.is_ok() {
             let _ = tokio::time::timeout(grace, self.local_w.shutdown()).await;
@@ -596,11 +603,15 @@ where
             }
             // A full replay buffer waits for an acknowledgement (reading the peer wakes us).
             limit = limit.min(s.room());
-            if self.up.capacity() < limit {
-                if let Some(buffer) = s.spare_buffer(limit) {
-                    self.up = buffer;
-                }
+            // Reads fill one buffer batch after batch, as v1's one buffer is reused: the batches
+            // kept for replay share its allocation. A buffer with less room left than a good
+            // read stays with them, and the next comes from the spares.
+            if self.up.capacity() < limit.min(PACK_MIN) {
+                // A whole buffer, never grown: growing one copies it (realloc) into fresh pages.
+                self.up =
+                    s.spare_buffer(self.up_size).unwrap_or_else(|| BytesMut::with_capacity(self.up_size));
             }
+            limit = limit.min(self.up.capacity());
         }
         if self.local_eof || limit == 0 {
             return Ok(false);
@@ -1022,6 +1033,11 @@ where
         }
         if !self.close_sent {
             self.control.extend(frame::control_frame(OpCode::Ping, &[], self.role.mask()));
+        }
+        if let Some(s) = self.v2.as_deref_mut() {
+            if s.all_acknowledged() {
+                s.release_spares();
+            }
         }
         Ok(true)
     }
