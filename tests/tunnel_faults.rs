@@ -456,7 +456,7 @@ async fn a_forward_reports_reconnecting_while_its_tunnel_resumes() {
     let listener = bind_local(0).await.unwrap();
     let local = listener.local_addr().unwrap();
     let stats = std::sync::Arc::new(ForwardStats::default());
-    let serving = tokio::spawn(serve(listener, api, echo_server(), stats.clone()));
+    let serving = tokio::spawn(serve(listener, api, echo_server(), stats.clone(), Default::default()));
 
     let mut c = tokio::net::TcpStream::connect(local).await.unwrap();
     let mut buf = [0u8; 4];
@@ -487,4 +487,87 @@ async fn a_forward_reports_reconnecting_while_its_tunnel_resumes() {
     assert_eq!(stats.resuming.since(), None);
     assert_eq!(stats.active.load(std::sync::atomic::Ordering::Relaxed), 1, "the connection was not replaced");
     serving.abort();
+}
+
+/// The connection "in the pod" that carries `hello` (the forward's readiness probe opened
+/// another before it), with a read timeout.
+fn accept_hello(pod: &TcpListener) -> TcpStream {
+    loop {
+        let (mut s, _) = pod.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hello = [0u8; 5];
+        if s.read_exact(&mut hello).is_ok() && &hello == b"hello" {
+            return s;
+        }
+    }
+}
+
+/// How the pod's side of a connection ended within `within`: `Some` EOF or reset, `None` if it
+/// is still open.
+fn pods_side_ended(inside: &mut TcpStream, within: Duration) -> Option<std::io::Result<usize>> {
+    inside.set_read_timeout(Some(within)).unwrap();
+    match inside.read(&mut [0u8; 64]) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+        other => Some(other),
+    }
+}
+
+/// Ctrl-C on `proxy --port` ends the pod's side of each open connection at once. A v2 tunnel
+/// that is merely dropped is held open by the agent for its resume window (120 s) — a debugger
+/// that takes one client, or a server counting sessions, would see a ghost for two minutes.
+#[test]
+fn stopping_proxy_port_ends_the_pods_side_at_once_in_v2() {
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let home = Home::new();
+    let pod = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", agent.port);
+    let (mut proxy, local) = forward_in(Protocol::V2, &home, &url, pod.local_addr().unwrap().port());
+    let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    c.write_all(b"hello").unwrap();
+    let mut inside = accept_hello(&pod);
+
+    let stopped = std::time::Instant::now();
+    let sigint =
+        std::process::Command::new("kill").args(["-INT", &proxy.pid().to_string()]).status().unwrap();
+    assert!(sigint.success());
+    let ended = pods_side_ended(&mut inside, Duration::from_secs(5));
+    assert!(ended.is_some(), "the pod's side was still open 5 s after Ctrl-C (held for a resume)");
+    assert!(stopped.elapsed() < Duration::from_secs(3), "took {:?}", stopped.elapsed());
+    assert!(eventually(T, || proxy.exited().is_some()), "proxy --port did not exit after Ctrl-C");
+    assert!(proxy.exited().unwrap().success());
+}
+
+/// The app and `sandbox-forward up` stop a forward through `Forwards::stop`: the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_forward_ends_the_pods_side_at_once_in_v2() {
+    use sandbox_core::api::{ApiClient, Endpoint};
+    use sandbox_core::forwards::Forwards;
+    use sandbox_core::forwards::PortForward;
+
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
+    let api = ApiClient::new(Endpoint {
+        server: sandbox_core::server::ServerUrl::parse(&format!("http://127.0.0.1:{}", agent.port)).unwrap(),
+        credentials: Default::default(),
+        tls: Default::default(),
+        bearer: None,
+    })
+    .unwrap();
+    let pod = TcpListener::bind("127.0.0.1:0").unwrap();
+    let remote_port = pod.local_addr().unwrap().port();
+    let forwards = Forwards::new();
+    let name = sandbox_core::name::SandboxName::new("pod").unwrap();
+    let spec = PortForward { remote_port, local_port: 0, label: String::new(), auto_start: false };
+    let local = forwards.start(&name, api, &spec).await.unwrap();
+
+    let inside = tokio::task::spawn_blocking(move || {
+        let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
+        c.write_all(b"hello").unwrap();
+        (c, accept_hello(&pod))
+    });
+    let (_c, mut inside) = inside.await.unwrap();
+    assert!(forwards.stop(&name, remote_port).await);
+    let ended = tokio::task::spawn_blocking(move || pods_side_ended(&mut inside, Duration::from_secs(3)));
+    assert!(ended.await.unwrap().is_some(), "the pod's side was still open 3 s after the forward stopped");
 }

@@ -339,9 +339,17 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         api.endpoint().server
     );
     let stats = Arc::new(ForwardStats::default());
+    let stop = forward::CancellationToken::new();
+    let serving = forward::serve(listener, api, port, stats, stop.clone());
+    tokio::pin!(serving);
     tokio::select! {
-        _ = forward::serve(listener, api, port, stats) => {}
-        _ = tokio::signal::ctrl_c() => eprintln!("Stopped."),
+        _ = &mut serving => {}
+        _ = tokio::signal::ctrl_c() => {
+            // Each open tunnel tells the pod it is over (else v2 holds it for a resume).
+            stop.cancel();
+            serving.await;
+            eprintln!("Stopped.");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -683,6 +691,7 @@ async fn up(name: &str, all: bool) -> anyhow::Result<ExitCode> {
     }
     eprintln!("Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
+    forwards.stop_all(None).await;
     Ok(ExitCode::SUCCESS)
 }
 

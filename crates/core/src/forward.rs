@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sandbox_wire::tunnel::{SpliceOptions, Traffic};
+use sandbox_wire::tunnel::{SpliceError, SpliceOptions, Traffic};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+pub use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiClient, ApiError};
 use crate::tunnel::{self, Resuming};
@@ -96,21 +97,33 @@ pub fn check_target(api: &ApiClient, local_port: u16, remote_port: u16) -> Resul
 }
 
 /// [`serve_limited`] with [`MAX_CONNECTIONS`].
-pub async fn serve(listener: TcpListener, api: ApiClient, remote_port: u16, stats: Arc<ForwardStats>) {
-    serve_limited(listener, api, remote_port, stats, MAX_CONNECTIONS).await
+pub async fn serve(
+    listener: TcpListener,
+    api: ApiClient,
+    remote_port: u16,
+    stats: Arc<ForwardStats>,
+    stop: CancellationToken,
+) {
+    serve_limited(listener, api, remote_port, stats, MAX_CONNECTIONS, stop).await
 }
 
-/// Accepts connections until the future is dropped, at most `max_connections` at once; each
-/// connection gets its own task and WebSocket, so one slow or failing connection never blocks
-/// the others. The tasks belong to this future: dropping or aborting it closes every connection
-/// it carries. A failing `accept` (EMFILE…) backs off 50 ms → 1 s and is reported once per
-/// episode.
+/// How long a stopped forward waits for its connections to tell the pod they are over.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Accepts connections until `stop` is cancelled (or the future dropped), at most
+/// `max_connections` at once; each connection gets its own task and WebSocket, so one slow or
+/// failing connection never blocks the others. The tasks belong to this future: dropping or
+/// aborting it closes every connection it carries. A stop closes the listener and ends each
+/// tunnel with a Close the pod hears (within [`STOP_GRACE`]): a tunnel merely dropped would be
+/// held open there for a resume (v2), its pod-side connection with it. A failing `accept`
+/// (EMFILE…) backs off 50 ms → 1 s and is reported once per episode.
 pub async fn serve_limited(
     listener: TcpListener,
     api: ApiClient,
     remote_port: u16,
     stats: Arc<ForwardStats>,
     max_connections: usize,
+    stop: CancellationToken,
 ) {
     const FIRST_BACKOFF: Duration = Duration::from_millis(50);
     const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -120,11 +133,13 @@ pub async fn serve_limited(
     loop {
         // A slot first: at the cap nothing more is accepted until a connection ends.
         let slot = tokio::select! {
+            _ = stop.cancelled() => break,
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
             // Reap finished connections so the set does not grow without bound.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let (socket, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(c) => {
                     backoff = FIRST_BACKOFF;
@@ -144,18 +159,24 @@ pub async fn serve_limited(
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
-        let (api, stats) = (api.clone(), stats.clone());
+        let (api, stats, stop) = (api.clone(), stats.clone(), stop.clone());
         connections.spawn(async move {
             let _slot = slot;
             stats.total.fetch_add(1, Ordering::Relaxed);
             stats.active.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = forward_one(socket, &api, remote_port, &stats).await {
-                tracing::warn!(%peer, remote_port, "forwarded connection failed: {e}");
-                stats.failed(e.to_string());
+            match forward_one(socket, &api, remote_port, &stats, &stop).await {
+                Ok(()) | Err(TunnelError::Splice(SpliceError::Stopped)) => {}
+                Err(e) => {
+                    tracing::warn!(%peer, remote_port, "forwarded connection failed: {e}");
+                    stats.failed(e.to_string());
+                }
             }
             stats.active.fetch_sub(1, Ordering::Relaxed);
         });
     }
+    drop(listener);
+    let ended = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(STOP_GRACE, ended).await;
 }
 
 async fn forward_one(
@@ -163,8 +184,9 @@ async fn forward_one(
     api: &ApiClient,
     remote_port: u16,
     stats: &ForwardStats,
+    stop: &CancellationToken,
 ) -> Result<(), TunnelError> {
-    let result = carry(&mut socket, api, remote_port, stats).await;
+    let result = carry(&mut socket, api, remote_port, stats, stop).await;
     if result.is_err() {
         // A tunnel that could not open or broke ends the local connection with a reset, not a
         // FIN: an application must not take a cut download for a complete one.
@@ -178,12 +200,13 @@ async fn carry(
     api: &ApiClient,
     remote_port: u16,
     stats: &ForwardStats,
+    stop: &CancellationToken,
 ) -> Result<(), TunnelError> {
     socket.set_nodelay(true)?;
     // Borrowed halves: the socket stays ours, to be reset on a failure (an owned write half
     // would send a FIN as it drops).
     let (r, w) = socket.split();
-    let opts = SpliceOptions { traffic: Some(&stats.traffic), ..Default::default() };
+    let opts = SpliceOptions { traffic: Some(&stats.traffic), stop: Some(stop), ..Default::default() };
     tunnel::carry(api, remote_port, r, w, opts, Some(&stats.resuming)).await
 }
 
@@ -219,7 +242,7 @@ mod tests {
         let listener = bind_local(0).await.unwrap();
         let local = listener.local_addr().unwrap();
         let stats = Arc::new(ForwardStats::default());
-        let serving = tokio::spawn(serve_limited(listener, api, 8000, stats.clone(), 4));
+        let serving = tokio::spawn(serve_limited(listener, api, 8000, stats.clone(), 4, Default::default()));
         let mut clients = Vec::new();
         for _ in 0..10 {
             clients.push(TcpStream::connect(local).await.unwrap());

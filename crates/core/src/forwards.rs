@@ -1,6 +1,6 @@
 //! The set of port forwards a long-running process (the tray app, `sandbox-forward up`) keeps:
 //! start, stop, and live status per forward. Each running forward is one listener task from
-//! [`crate::forward`]; stopping it aborts the listener and its connections.
+//! [`crate::forward`]; stopping it closes the listener and ends its connections with a Close the pod hears.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiClient;
 use crate::forward::{self, ForwardError, ForwardStats};
@@ -73,19 +74,28 @@ pub struct ForwardStatus {
 struct Running {
     local_port: u16,
     stats: Arc<ForwardStats>,
+    stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
 impl Running {
-    /// Aborts the listener task and waits until it (with its listener and connections) is gone.
+    /// Stops the listener and its connections — each tunnel told the pod it is over, so the
+    /// pod's side closes now rather than after a resume window — and waits until they are gone.
     async fn finish(mut self) {
-        self.task.abort();
-        let _ = (&mut self.task).await;
+        self.stop.cancel();
+        if tokio::time::timeout(FINISH_WAIT, &mut self.task).await.is_err() {
+            self.task.abort();
+            let _ = (&mut self.task).await;
+        }
     }
 }
 
+/// Longer than `forward`'s own grace for its connections' Close, so that it decides.
+const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Drop for Running {
     fn drop(&mut self) {
+        self.stop.cancel();
         self.task.abort();
     }
 }
@@ -122,8 +132,9 @@ impl Forwards {
         // Any free port (0) may happen to be the remote one.
         forward::check_target(&api, local_port, spec.remote_port)?;
         let stats = Arc::new(ForwardStats::default());
-        let task = tokio::spawn(forward::serve(listener, api, spec.remote_port, stats.clone()));
-        self.lock().insert((sandbox.clone(), spec.remote_port), Running { local_port, stats, task });
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(forward::serve(listener, api, spec.remote_port, stats.clone(), stop.clone()));
+        self.lock().insert((sandbox.clone(), spec.remote_port), Running { local_port, stats, stop, task });
         Ok(local_port)
     }
 

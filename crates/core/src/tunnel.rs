@@ -158,7 +158,16 @@ where
         let _resuming = resuming.map(Resuming::begin);
         let started = Instant::now();
         tracing::info!(remote_port, "tunnel lost ({lost}); resuming");
-        socket = resume_leg(api, remote_port, &v2.token, &mut stream, v2.window, &lost).await?;
+        let resumed = resume_leg(api, remote_port, &v2.token, &mut stream, v2.window, &lost);
+        socket = match opts.stop {
+            // Stopped while the network is down: the agent cannot be told, and closes the
+            // pod's side once its resume window has passed.
+            Some(stop) => tokio::select! {
+                leg = resumed => leg?,
+                _ = stop.cancelled() => return Err(SpliceError::Stopped.into()),
+            },
+            None => resumed.await?,
+        };
         tracing::info!(remote_port, after_ms = started.elapsed().as_millis() as u64, "tunnel resumed");
     }
 }

@@ -26,6 +26,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Interval, Sleep};
 use tokio_util::io::poll_read_buf;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::frame::{self, Header, OpCode, ProtocolError, MAX_HEADER};
 use crate::resume::{Control, Stream, ACK_DELAY, ACK_EVERY, MAX_CONTROL};
@@ -38,6 +39,12 @@ pub const DIAL_FAILED: &str = "dial failed";
 
 /// Close codes this crate sends.
 pub const CLOSE_NORMAL: u16 = 1000;
+
+/// Close code of an end that is going away: a stopped forward, whose tunnel must not resume.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// Reason of the Close 1001 that ends a stopped tunnel.
+const STOPPED: &str = "stopped";
 /// Close code for a peer that broke the protocol.
 pub const CLOSE_PROTOCOL: u16 = 1002;
 /// Close code for a message kind a tunnel does not carry (a client's text message).
@@ -77,6 +84,9 @@ const CONTROL_BACKLOG: usize = 4 * 1024;
 /// Closes are known, and — without keepalive — how long a tunnel whose local side ended waits
 /// in silence for the peer's Close (with keepalive, the silence rule of three intervals applies).
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a stopped tunnel waits for its Close 1001 to be written.
+const STOP_WAIT: Duration = Duration::from_millis(500);
 
 /// Which end of the WebSocket we are: clients mask what they send, servers do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,11 +166,19 @@ pub struct SpliceOptions<'a> {
     /// it (an endpoint may send data until it sends its own Close); a peer that wants no more
     /// simply hangs up. Off, the peer's Close is answered at once (the original server).
     pub half_close: bool,
+    /// Cancelled when the user stops the forward: the tunnel ends with a Close 1001 ("going
+    /// away") rather than a dropped connection, which a v2 peer would hold open for a resume.
+    pub stop: Option<&'a CancellationToken>,
 }
 
 impl Default for SpliceOptions<'_> {
     fn default() -> Self {
-        SpliceOptions { ping_interval: Some(DEFAULT_PING_INTERVAL), traffic: None, half_close: false }
+        SpliceOptions {
+            ping_interval: Some(DEFAULT_PING_INTERVAL),
+            traffic: None,
+            half_close: false,
+            stop: None,
+        }
     }
 }
 
@@ -188,6 +206,9 @@ pub enum SpliceError {
     /// No message at all (not even a pong) for three ping intervals.
     #[error("no reply from the other end for {}s: the network or a proxy stalled the tunnel", .0.as_secs())]
     PeerSilent(Duration),
+    /// Stopped on this side ([`SpliceOptions::stop`]); the peer was told.
+    #[error("stopped")]
+    Stopped,
 }
 
 impl SpliceError {
@@ -211,7 +232,9 @@ fn describe_io(e: &io::Error) -> String {
 fn describe_close(code: u16, reason: &str) -> String {
     if reason == DIAL_FAILED {
         "nothing is listening on that port inside the sandbox (the pod could not dial it)".into()
-    } else if code == 1001 {
+    } else if code == CLOSE_GOING_AWAY && reason == STOPPED {
+        "the other end stopped the tunnel (its forward was stopped)".into()
+    } else if code == CLOSE_GOING_AWAY {
         "the other end is going away (1001: shutting down or restarting)".into()
     } else {
         format!("the other end closed the tunnel with an error: {code} {reason}")
@@ -348,6 +371,9 @@ struct Pump<'a, S, R, W> {
     ack_due: Option<Pin<Box<Sleep>>>,
     /// v2: the control message being received.
     text: Vec<u8>,
+    /// Fires when the user stops the tunnel; `stopped` once it has.
+    stop: Option<Pin<Box<WaitForCancellationFuture<'a>>>>,
+    stopped: bool,
 }
 
 impl<'a, S, R, W> Pump<'a, S, R, W>
@@ -420,6 +446,8 @@ where
             v2,
             ack_due: None,
             text: Vec::new(),
+            stop: opts.stop.map(|t| Box::pin(t.cancelled())),
+            stopped: false,
         }
     }
 
@@ -485,6 +513,7 @@ where
         progress |= self.receive(cx)?;
         progress |= self.shut_local(cx)?;
         progress |= self.timers(cx)?;
+        progress |= self.watch_stop(cx);
         if self.v2.is_some() {
             progress |= self.acknowledge(cx);
             progress |= self.close_when_complete();
@@ -492,11 +521,29 @@ where
         Ok(progress)
     }
 
+    /// Stopped by the user: the peer gets a Close 1001, and nothing more is read or sent.
+    fn watch_stop(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(stop) = &mut self.stop else { return false };
+        if stop.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        self.stop = None;
+        self.stopped = true;
+        self.queue_close(CLOSE_GOING_AWAY, STOPPED);
+        // A peer that stopped reading must not hold the stop up.
+        self.close_wait.get_or_insert_with(|| Box::pin(tokio::time::sleep(STOP_WAIT)));
+        true
+    }
+
     /// Whether the tunnel is over, and how it ended.
     fn finished(&mut self, cx: &mut Context<'_>) -> Option<Result<(), SpliceError>> {
         let delivered = self.out.is_empty() && !self.local_dirty;
         let sent =
             self.control_written == self.control.len() && self.up_written == self.up_total && !self.ws_dirty;
+        if self.stopped {
+            let waited = self.close_wait.as_mut().is_some_and(|w| w.as_mut().poll(cx).is_ready());
+            return (sent || waited).then_some(Err(SpliceError::Stopped));
+        }
         if let Some((code, reason)) = &self.close_received {
             if !delivered {
                 return None;

@@ -206,6 +206,7 @@ where
         traffic: Some(traffic),
         ping_interval: Some(resume::PING_INTERVAL),
         half_close: false,
+        stop: None,
     };
     let mut stream = Stream::new();
     let mut leg = Some(first);
