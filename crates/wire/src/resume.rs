@@ -169,6 +169,11 @@ impl Stream {
         self.delivered
     }
 
+    /// Bytes of our stream read from the local side so far: its length once it has ended.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
     /// Bytes kept for replay right now.
     pub fn buffered(&self) -> usize {
         self.kept

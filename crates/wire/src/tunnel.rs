@@ -137,6 +137,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TunnelSocket<S> {
     }
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin> TunnelSocket<S> {
+    /// v2: answers a resume of a tunnel that already ended cleanly, whose client lost the leg
+    /// before the end reached it — our stream's length (`eof N`), then Close 1000.
+    pub async fn end_resumed(mut self, stream_len: u64) -> io::Result<()> {
+        let eof = frame::text_frame(Control::Eof(stream_len).encode().as_bytes(), self.role.mask());
+        self.io.write_all(&eof).await?;
+        self.close(CLOSE_NORMAL, "").await
+    }
+}
+
 /// Live byte counters of one or many tunnels (shown by the app and `status`).
 #[derive(Debug, Default)]
 pub struct Traffic {

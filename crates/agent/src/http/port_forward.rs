@@ -89,8 +89,25 @@ pub async fn upgrade(
             Err(Refusal::Gone) => {
                 return text(
                     StatusCode::GONE,
-                    "this tunnel is gone: its resume window passed or the agent restarted",
+                    "this tunnel is gone: it ended with an error, its resume window passed, or the agent restarted",
                 )
+            }
+            Err(Refusal::Ended { received, sent }) => {
+                tokio::spawn(async move {
+                    match upgrade.await {
+                        Ok(io) => {
+                            let socket = TunnelSocket::new(TokioIo::new(io), Role::Server, &[]);
+                            let _ = socket.end_resumed(sent).await;
+                        }
+                        Err(e) => tracing::debug!("upgrade failed: {e}"),
+                    }
+                    drop(slot);
+                });
+                return switching
+                    .header(header::SEC_WEBSOCKET_PROTOCOL, resume::SUBPROTOCOL)
+                    .header(resume::RECEIVED_HEADER, received)
+                    .body(Body::default())
+                    .expect("static response parts are valid");
             }
             Err(Refusal::NotYours) => {
                 tracing::warn!(sub = %Untrusted(&who.sub), port, "refused a resume token of another subject");

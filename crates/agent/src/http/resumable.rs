@@ -10,7 +10,7 @@
 //! Suspended tunnels are capped ([`TunnelLimits`]): beyond the caps the longest-suspended is
 //! closed, so lost clients cannot pile up targets and replay buffers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,24 @@ pub(crate) enum Refusal {
     Gone,
     /// The tunnel belongs to another subject: 403.
     NotYours,
+    /// The tunnel ended cleanly here while its client's last leg was dying: the client is told
+    /// the end (`101` with our count, our `eof`, Close 1000), not a 410 that would make a
+    /// complete transfer look broken.
+    Ended { received: u64, sent: u64 },
 }
+
+/// A tunnel that ended cleanly, remembered for one resume window.
+struct Ended {
+    token: String,
+    sub: String,
+    at: Instant,
+    /// Bytes of the client's stream written out, and our stream's length.
+    received: u64,
+    sent: u64,
+}
+
+/// Ended tunnels remembered at once (a few hundred bytes each); the oldest go first.
+const MAX_ENDED: usize = 4096;
 
 struct Entry {
     sub: String,
@@ -87,12 +104,14 @@ struct Entry {
 #[derive(Clone)]
 pub(crate) struct Tunnels {
     entries: Arc<Mutex<HashMap<String, Entry>>>,
+    /// Tunnels that ended cleanly, oldest first.
+    ended: Arc<Mutex<VecDeque<Ended>>>,
     limits: TunnelLimits,
 }
 
 impl Tunnels {
     pub fn new(limits: TunnelLimits) -> Self {
-        Tunnels { entries: Arc::default(), limits }
+        Tunnels { entries: Arc::default(), ended: Arc::default(), limits }
     }
 
     /// Whether protocol v2 is offered at all.
@@ -113,11 +132,41 @@ impl Tunnels {
     /// Hands a new leg to the tunnel `token`, if `sub` owns it.
     pub fn takeover(&self, token: &str, sub: &str, takeover: Takeover) -> Result<(), Refusal> {
         let entries = self.lock();
-        let entry = entries.get(token).ok_or(Refusal::Gone)?;
+        let Some(entry) = entries.get(token) else {
+            drop(entries);
+            return Err(self.ended_refusal(token, sub));
+        };
         if entry.sub != sub {
             return Err(Refusal::NotYours);
         }
         entry.legs.try_send(takeover).map_err(|_| Refusal::Gone)
+    }
+
+    /// Remembers a tunnel that ended cleanly, for one resume window.
+    fn remember_end(&self, token: String, sub: &str, received: u64, sent: u64) {
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        self.expire(&mut ended);
+        if ended.len() == MAX_ENDED {
+            ended.pop_front();
+        }
+        ended.push_back(Ended { token, sub: sub.to_owned(), at: Instant::now(), received, sent });
+    }
+
+    /// What a resume of a tunnel that is not running is told.
+    fn ended_refusal(&self, token: &str, sub: &str) -> Refusal {
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        self.expire(&mut ended);
+        match ended.iter().find(|e| e.token == token) {
+            Some(e) if e.sub != sub => Refusal::NotYours,
+            Some(e) => Refusal::Ended { received: e.received, sent: e.sent },
+            None => Refusal::Gone,
+        }
+    }
+
+    fn expire(&self, ended: &mut VecDeque<Ended>) {
+        while ended.front().is_some_and(|e| e.at.elapsed() > self.limits.resume_window) {
+            ended.pop_front();
+        }
     }
 
     fn register(&self, token: String, sub: &str) -> (mpsc::Receiver<Takeover>, CancellationToken) {
@@ -270,6 +319,9 @@ where
         }
     };
     tunnels.forget(&token);
+    if result.is_ok() {
+        tunnels.remember_end(token, sub, stream.delivered(), stream.sent());
+    }
     result
 }
 
@@ -284,6 +336,25 @@ mod tests {
             max_suspended_per_subject: per_subject,
             max_suspended_bytes: bytes,
         }
+    }
+
+    #[test]
+    fn a_clean_end_is_remembered_for_its_owner_for_one_window() {
+        let takeover = || {
+            let (answer, _) = oneshot::channel();
+            let (_, io) = oneshot::channel();
+            Takeover { client_received: 0, answer, io }
+        };
+        let tunnels =
+            Tunnels::new(TunnelLimits { resume_window: Duration::from_millis(50), ..limits(1, 1, 1) });
+        tunnels.remember_end("done".into(), "alice", 5, 3);
+        assert_eq!(
+            tunnels.takeover("done", "alice", takeover()),
+            Err(Refusal::Ended { received: 5, sent: 3 })
+        );
+        assert_eq!(tunnels.takeover("done", "mallory", takeover()), Err(Refusal::NotYours));
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(tunnels.takeover("done", "alice", takeover()), Err(Refusal::Gone), "the window passed");
     }
 
     #[test]
