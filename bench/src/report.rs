@@ -128,6 +128,15 @@ const DIRECT: &str = "direct TCP";
 pub const OURS: &str = "ours";
 /// Ours speaking tunnel protocol v1 (`SANDBOX_FORWARD_TUNNEL_PROTOCOL=v1`): not a peer.
 pub const OURS_V1: &str = "ours (v1)";
+
+/// What the v2 columns cost and why (measured once, by hand; see the stop notes of issue 13).
+const V2_COST: &str = "Where v2's bulk cost goes (8 streams; CPU time of the CLI and the agent per GiB from \
+/proc): v2 spends about 18 % more CPU than v1. About half of it is memory: every byte sent is kept \
+until acknowledged (≤ 4 MiB per direction), so more memory cycles through the caches than v1's one \
+reused buffer — an experiment that kept nothing cut the extra to about 8 %. The rest is \
+acknowledgements and bookkeeping (acknowledging every 2 MiB instead of 512 KiB moved it less than \
+the noise). On two cores shared by the load generator, the target and both tunnel ends, CPU is \
+throughput; where the network is the limit, the difference does not show.";
 /// The reference contender: what two bare relays reach; never counted as a peer.
 pub const REFERENCE: &str = "2 bare TCP relays";
 /// The reference ssh path: ssh's pipes relayed straight to the SSH port.
@@ -442,6 +451,7 @@ impl Report {
         if let Some(why) = &v1.recovery_broke {
             let _ = writeln!(o, "\nv1 after a reset: {why}.");
         }
+        let _ = writeln!(o, "\n{V2_COST}");
     }
 
     /// The issue's targets for ours: `(met, description)`.
