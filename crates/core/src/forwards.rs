@@ -1,6 +1,7 @@
 //! The set of port forwards a long-running process (the tray app, `sandbox-forward up`) keeps:
 //! start, stop, and live status per forward. Each running forward is one listener task from
-//! [`crate::forward`]; stopping it closes the listener and ends its connections with a Close the pod hears.
+//! [`crate::forward`]; stopping it closes the listener and ends its connections with a Close
+//! the pod hears.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
