@@ -81,6 +81,17 @@ fn proxy_in(p: Protocol, home: &Home, server: &str, port: u16, args: &[&str]) ->
     c
 }
 
+/// A client of the sandbox API at `url`, without credentials (the agent runs `--dev-mode`).
+fn api_client(url: &str) -> sandbox_core::api::ApiClient {
+    sandbox_core::api::ApiClient::new(sandbox_core::api::Endpoint {
+        server: sandbox_core::server::ServerUrl::parse(url).unwrap(),
+        credentials: Default::default(),
+        tls: Default::default(),
+        bearer: None,
+    })
+    .unwrap()
+}
+
 /// Starts `proxy --port` listening on a free local port and waits until it accepts.
 fn forward(home: &Home, server: &str, port: u16) -> (Guard, u16) {
     forward_in(Protocol::V1, home, server, port)
@@ -439,20 +450,13 @@ fn a_reset_mid_upload_reaches_the_pod_server_as_a_reset() {
 /// connection carries on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forward_reports_reconnecting_while_its_tunnel_resumes() {
-    use sandbox_core::api::{ApiClient, Endpoint};
     use sandbox_core::forward::{bind_local, serve, ForwardStats};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let workspace = tempfile::tempdir().unwrap();
     let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
     let fault = FaultProxy::start(agent.port);
-    let api = ApiClient::new(Endpoint {
-        server: sandbox_core::server::ServerUrl::parse(&fault.url()).unwrap(),
-        credentials: Default::default(),
-        tls: Default::default(),
-        bearer: None,
-    })
-    .unwrap();
+    let api = api_client(&fault.url());
     let listener = bind_local(0).await.unwrap();
     let local = listener.local_addr().unwrap();
     let stats = std::sync::Arc::new(ForwardStats::default());
@@ -521,8 +525,7 @@ fn stopping_proxy_port_ends_the_pods_side_at_once_in_v2() {
     let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
     let home = Home::new();
     let pod = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", agent.port);
-    let (mut proxy, local) = forward_in(Protocol::V2, &home, &url, pod.local_addr().unwrap().port());
+    let (mut proxy, local) = forward_in(Protocol::V2, &home, &agent.url(), pod.local_addr().unwrap().port());
     let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
     c.write_all(b"hello").unwrap();
     let mut inside = accept_hello(&pod);
@@ -541,19 +544,12 @@ fn stopping_proxy_port_ends_the_pods_side_at_once_in_v2() {
 /// The app and `sandbox-forward up` stop a forward through `Forwards::stop`: the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_a_forward_ends_the_pods_side_at_once_in_v2() {
-    use sandbox_core::api::{ApiClient, Endpoint};
     use sandbox_core::forwards::Forwards;
     use sandbox_core::forwards::PortForward;
 
     let workspace = tempfile::tempdir().unwrap();
     let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
-    let api = ApiClient::new(Endpoint {
-        server: sandbox_core::server::ServerUrl::parse(&format!("http://127.0.0.1:{}", agent.port)).unwrap(),
-        credentials: Default::default(),
-        tls: Default::default(),
-        bearer: None,
-    })
-    .unwrap();
+    let api = api_client(&agent.url());
     let pod = TcpListener::bind("127.0.0.1:0").unwrap();
     let remote_port = pod.local_addr().unwrap().port();
     let forwards = Forwards::new();

@@ -57,7 +57,6 @@ impl Pod {
         c
     }
 
-    /// `ssh box CMD`, its stdout read line by line as it comes.
     /// How many times the ProxyCommand logged a resumed tunnel (`proxy --ssh` logs to a file
     /// under the state directory, never to ssh's terminal).
     fn resumed_in_log(&self) -> usize {
@@ -65,10 +64,32 @@ impl Pod {
         std::fs::read_to_string(log).unwrap_or_default().matches("tunnel resumed").count()
     }
 
+    /// `ssh box CMD`, its stdout read line by line as it comes.
     fn ssh_streaming(&self, cmd: &str, env: &[(&str, &str)]) -> Session {
         let mut c = self.ssh(&[NAME, cmd]);
         c.envs(env.iter().copied());
         Session::spawn(c, None)
+    }
+
+    /// A forward (`proxy --port`, through the fault proxy) to an echo server in the pod, its
+    /// stderr to `stderr`; its guard and local port, once it listens.
+    fn forward_to_echo(&self, stderr: Stdio) -> (Guard, u16) {
+        let local = free_port();
+        let child = self
+            .home
+            .cli(&["proxy", "--server", &self.fault.url(), "--port", &echo_server().to_string()])
+            .args(["--local-port", &local.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let guard = Guard { child, name: "proxy --port" };
+        assert!(
+            eventually(T, || TcpStream::connect(("127.0.0.1", local)).is_ok()),
+            "the forward never listened"
+        );
+        (guard, local)
     }
 }
 
@@ -332,19 +353,8 @@ fn scp_of_a_large_file_survives_five_resets_mid_transfer() {
 #[test]
 fn a_forwarded_long_lived_connection_survives_a_reset_and_a_black_hole() {
     let pod = Pod::start(&[]);
-    let local = free_port();
     let log = pod.home.path().join("forward.stderr");
-    let child = pod
-        .home
-        .cli(&["proxy", "--server", &pod.fault.url(), "--port", &echo_server().to_string()])
-        .args(["--local-port", &local.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let _forward = Guard { child, name: "proxy --port" };
-    assert!(eventually(T, || TcpStream::connect(("127.0.0.1", local)).is_ok()), "the forward never listened");
+    let (_forward, local) = pod.forward_to_echo(std::fs::File::create(&log).unwrap().into());
 
     let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -569,18 +579,7 @@ fn pattern(offset: u64) -> u8 {
 fn a_forward_survives_a_reset_every_mebibyte_both_ways() {
     const TOTAL: u64 = 48 << 20;
     let pod = Pod::start(&[]);
-    let local = free_port();
-    let child = pod
-        .home
-        .cli(&["proxy", "--server", &pod.fault.url(), "--port", &echo_server().to_string()])
-        .args(["--local-port", &local.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _forward = Guard { child, name: "proxy --port" };
-    assert!(eventually(T, || TcpStream::connect(("127.0.0.1", local)).is_ok()), "the forward never listened");
+    let (_forward, local) = pod.forward_to_echo(Stdio::null());
     let c = TcpStream::connect(("127.0.0.1", local)).unwrap();
     c.set_read_timeout(Some(T)).unwrap();
 

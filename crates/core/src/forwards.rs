@@ -159,6 +159,10 @@ impl Forwards {
             let keys: Vec<_> = map.keys().filter(|(s, _)| sandbox.is_none_or(|n| n == s)).cloned().collect();
             keys.iter().filter_map(|k| map.remove(k)).collect()
         };
+        // All told at once: each then waits out its grace alongside the others, not after.
+        for running in &stopped {
+            running.stop.cancel();
+        }
         for running in stopped {
             running.finish().await;
         }

@@ -242,11 +242,6 @@ impl Stream {
         self.spare = Vec::new();
     }
 
-    /// Nothing waits for an acknowledgement.
-    pub(crate) fn all_acknowledged(&self) -> bool {
-        self.kept == 0
-    }
-
     /// A send buffer given back ([`Stream::spare`]), emptied and with room for `capacity`
     /// bytes — its allocation reused from its start when it is large enough.
     pub(crate) fn spare_buffer(&mut self, capacity: usize) -> Option<BytesMut> {

@@ -135,9 +135,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TunnelSocket<S> {
         .await;
         self.io.shutdown().await
     }
-}
 
-impl<S: AsyncRead + AsyncWrite + Unpin> TunnelSocket<S> {
     /// v2: answers a resume of a tunnel that already ended cleanly, whose client lost the leg
     /// before the end reached it — our stream's length (`eof N`), then Close 1000.
     pub async fn end_resumed(mut self, stream_len: u64) -> io::Result<()> {
@@ -679,15 +677,10 @@ where
             Poll::Ready(Err(e)) => return Err(SpliceError::Local(e)),
             Poll::Ready(Ok(n)) => n,
         };
-        if let Some(s) = self.v2.as_deref_mut() {
-            if n == 0 {
-                // v2 ends one direction only; the Close waits until both are over.
-                self.local_eof = true;
-                s.local_eof = true;
-                let eof = Control::Eof(s.sent);
-                self.send_control(eof);
-                return Ok(true);
-            }
+        if self.v2.is_some() && n == 0 {
+            // v2 ends one direction only; the Close waits until both are over.
+            self.end_our_stream();
+            return Ok(true);
         }
         if n == 0 {
             self.local_eof = true;
@@ -738,6 +731,15 @@ where
                 self.staged.extend_from_slice(part);
             }
         }
+    }
+
+    /// v2: our stream is over — nothing more is read locally, and the peer is told its length.
+    fn end_our_stream(&mut self) {
+        let Some(s) = self.v2.as_deref_mut() else { return };
+        s.local_eof = true;
+        let eof = Control::Eof(s.sent);
+        self.local_eof = true;
+        self.send_control(eof);
     }
 
     /// Queues a v2 control message.
@@ -926,10 +928,7 @@ where
                     // `proxy --stdio` on a terminal must not wait for an EOF the user never
                     // types. The pod side keeps half-close for the client's EOF.
                     if self.role == Role::Client && !s.local_eof {
-                        s.local_eof = true;
-                        self.local_eof = true;
-                        let eof = Control::Eof(s.sent);
-                        self.send_control(eof);
+                        self.end_our_stream();
                     }
                     Ok(true)
                 }
@@ -1092,7 +1091,7 @@ where
             self.control.extend(frame::control_frame(OpCode::Ping, &[], self.role.mask()));
         }
         if let Some(s) = self.v2.as_deref_mut() {
-            if s.all_acknowledged() {
+            if s.buffered() == 0 {
                 s.release_spares();
             }
         }

@@ -84,48 +84,36 @@ pub async fn upgrade(
         };
         let (answer, answered) = tokio::sync::oneshot::channel();
         let (io_tx, io) = tokio::sync::oneshot::channel();
-        match tunnels.takeover(&token, &who.sub, Takeover { client_received, answer, io }) {
-            Ok(()) => {}
+        let received = match tunnels.takeover(&token, &who.sub, Takeover { client_received, answer, io }) {
+            Ok(()) => {
+                // The old leg stops first, so the count we answer is final.
+                let Ok(Ok(received)) = tokio::time::timeout(std::time::Duration::from_secs(5), answered).await
+                else {
+                    return text(StatusCode::GONE, "this tunnel is gone: it ended while resuming");
+                };
+                when_upgraded(upgrade, move |io| async move {
+                    let _ = io_tx.send((io, slot));
+                });
+                received
+            }
+            Err(Refusal::Ended { received, sent }) => {
+                when_upgraded(upgrade, move |io| async move {
+                    let _ = TunnelSocket::new(io, Role::Server, &[]).end_resumed(sent).await;
+                    drop(slot);
+                });
+                received
+            }
             Err(Refusal::Gone) => {
                 return text(
                     StatusCode::GONE,
                     "this tunnel is gone: it ended with an error, its resume window passed, or the agent restarted",
                 )
             }
-            Err(Refusal::Ended { received, sent }) => {
-                tokio::spawn(async move {
-                    match upgrade.await {
-                        Ok(io) => {
-                            let socket = TunnelSocket::new(TokioIo::new(io), Role::Server, &[]);
-                            let _ = socket.end_resumed(sent).await;
-                        }
-                        Err(e) => tracing::debug!("upgrade failed: {e}"),
-                    }
-                    drop(slot);
-                });
-                return switching
-                    .header(header::SEC_WEBSOCKET_PROTOCOL, resume::SUBPROTOCOL)
-                    .header(resume::RECEIVED_HEADER, received)
-                    .body(Body::default())
-                    .expect("static response parts are valid");
-            }
             Err(Refusal::NotYours) => {
                 tracing::warn!(sub = %Untrusted(&who.sub), port, "refused a resume token of another subject");
                 return text(StatusCode::FORBIDDEN, "this tunnel belongs to another user");
             }
-        }
-        // The old leg stops first, so the count we answer is final.
-        let Ok(Ok(received)) = tokio::time::timeout(std::time::Duration::from_secs(5), answered).await else {
-            return text(StatusCode::GONE, "this tunnel is gone: it ended while resuming");
         };
-        tokio::spawn(async move {
-            match upgrade.await {
-                Ok(io) => {
-                    let _ = io_tx.send((TokioIo::new(io), slot));
-                }
-                Err(e) => tracing::debug!("upgrade failed: {e}"),
-            }
-        });
         return switching
             .header(header::SEC_WEBSOCKET_PROTOCOL, resume::SUBPROTOCOL)
             .header(resume::RECEIVED_HEADER, received)
@@ -159,15 +147,26 @@ fn spawn_tunnel(
     shutdown: CancellationToken,
     ssh: Option<(u16, SshInjector)>,
 ) {
-    tokio::spawn(async move {
-        let io = match upgrade.await {
-            Ok(io) => TokioIo::new(io),
-            Err(e) => return tracing::debug!("upgrade failed: {e}"),
-        };
+    when_upgraded(upgrade, move |io| async move {
         // The leg keeps its connection's place under the connection cap until it ends.
         tokio::select! {
             _ = tunnel(carrier((io, slot)), port, &who, ssh) => {}
             _ = shutdown.cancelled() => {}
+        }
+    });
+}
+
+/// Runs `then` in a task of its own on the connection, once hyper hands it over (after the
+/// 101 went out).
+fn when_upgraded<F, Fut>(upgrade: hyper::upgrade::OnUpgrade, then: F)
+where
+    F: FnOnce(TokioIo<hyper::upgrade::Upgraded>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(io) => then(TokioIo::new(io)).await,
+            Err(e) => tracing::debug!("upgrade failed: {e}"),
         }
     });
 }
