@@ -9,6 +9,7 @@
 pub mod api;
 pub mod frame;
 pub mod handshake;
+pub mod pace;
 pub mod proc_net;
 pub mod resume;
 pub mod tunnel;

@@ -14,15 +14,16 @@
 //!   count, replaying what they kept.
 //!
 //! [`Stream`] is that state for one end: the bytes sent but not yet acknowledged (the replay
-//! buffer, bounded by [`REPLAY_LIMIT`] — reading the local side waits while it is full), and
-//! the counts both ways. The pump ([`crate::tunnel::splice_v2`]) runs one leg over it.
+//! buffer, bounded by the stream's window, [`crate::pace`], at most [`REPLAY_LIMIT`] — reading
+//! the local side waits while it is full), and the counts both ways. The pump ([`crate::tunnel::splice_v2`]) runs one leg over it.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
 use crate::frame::{self, ProtocolError};
+use crate::pace::{self, Pace};
 use crate::tunnel::MAX_MESSAGE;
 
 /// The subprotocol a v2 client offers and a v2 server accepts.
@@ -35,13 +36,14 @@ pub const RECEIVED_HEADER: &str = "sandbox-forward-received";
 /// Response: how many seconds the server keeps a tunnel whose connection dropped.
 pub const WINDOW_HEADER: &str = "sandbox-forward-resume-window";
 
-/// Most bytes one end keeps for replay (sent, not yet acknowledged). Large enough not to slow a
-/// bulk transfer (acknowledgements come every [`ACK_EVERY`]), small enough that the agent can
-/// keep many suspended tunnels.
-pub const REPLAY_LIMIT: usize = 4 * 1024 * 1024;
+/// Most bytes one end keeps for replay (sent, not yet acknowledged): the largest window. Large
+/// enough for a path of 4 MiB per round trip, small enough that the agent can keep many
+/// suspended tunnels.
+pub const REPLAY_LIMIT: usize = pace::MAX_WINDOW;
 
-/// A receiver acknowledges at least every this many bytes written out...
-pub const ACK_EVERY: u64 = 512 * 1024;
+/// A receiver acknowledges at least every this many bytes written out (a quarter of the
+/// smallest window, so that a sender at the floor never waits a whole window for one)...
+pub const ACK_EVERY: u64 = (pace::MIN_WINDOW / 4) as u64;
 /// ...and at most this long after writing anything (interactive traffic: the sender's replay
 /// buffer empties within a moment, so an idle tunnel keeps nothing).
 pub const ACK_DELAY: Duration = Duration::from_millis(200);
@@ -156,6 +158,8 @@ pub struct Stream {
     pub(crate) local_w_shut: bool,
     /// The local side hung up: nothing more can be written to it.
     pub(crate) local_gone: bool,
+    /// How much may be in flight.
+    pace: Pace,
 }
 
 impl Stream {
@@ -191,6 +195,7 @@ impl Stream {
         }
         self.acknowledge(peer_received);
         self.cursor = peer_received;
+        self.pace.new_leg();
         // The peer learnt our count from the new leg's headers.
         self.ack_sent = self.delivered;
         Ok(())
@@ -203,6 +208,7 @@ impl Stream {
             return Err(ProtocolError("v2 acknowledgement outside the bytes sent"));
         }
         self.acknowledge(n);
+        self.pace.acked(n, Instant::now());
         Ok(())
     }
 
@@ -256,9 +262,19 @@ impl Stream {
         None
     }
 
-    /// Room left in the replay buffer: how much may be read from the local side now.
-    pub(crate) fn room(&self) -> usize {
-        REPLAY_LIMIT.saturating_sub(self.kept)
+    /// Room left in the window: how much may be read from the local side now. None is a
+    /// window the path fills, which the pace learns.
+    pub(crate) fn room(&mut self) -> usize {
+        let room = self.pace.window().saturating_sub(self.kept);
+        if room == 0 {
+            self.pace.window_full();
+        }
+        room
+    }
+
+    /// Bytes that may be in flight now ([`crate::pace`]).
+    pub fn window(&self) -> usize {
+        self.pace.window()
     }
 
     /// Keeps a batch just read from the local side and sent (as `bytes`, masked with `masks`
@@ -268,6 +284,7 @@ impl Stream {
         self.sent += bytes.len() as u64;
         self.cursor = self.sent;
         self.kept += bytes.len();
+        self.pace.sent(self.sent, self.acked, Instant::now());
         if !bytes.is_empty() {
             self.replay.push_back(Kept { bytes, masks, start: 0 });
         }

@@ -658,6 +658,12 @@ where
             }
             // A full replay buffer waits for an acknowledgement (reading the peer wakes us).
             limit = limit.min(s.room());
+            if s.buffered() == 0 {
+                // Every batch read into `up` is acknowledged (a sender the peer keeps up with):
+                // start it over from its front, as v1 reuses its one buffer — the memory just
+                // written is the memory still in cache. (Fails only for a buffer too small.)
+                let _ = self.up.try_reclaim(self.up_size);
+            }
             // Reads fill one buffer batch after batch, as v1's one buffer is reused: the batches
             // kept for replay share its allocation. A buffer with less room left than a good
             // read stays with them, and the next comes from the spares.
