@@ -5,8 +5,8 @@
 //! 8 bulk streams a fixed 4 MiB window cost v2 5–13 % of v1's throughput, a 512 KiB one made it
 //! 10 % faster than v1. On a long path the window caps throughput at window ÷ round trip
 //! (512 KiB over 50 ms is 10 MB/s). So the window follows the path, as BBR sizes its flight:
-//! twice the bandwidth-delay product — the delivery rate over one round trip times the least
-//! round trip seen — between [`MIN_WINDOW`] and [`MAX_WINDOW`].
+//! twice the bandwidth-delay product — the best delivery rate of the last round trips times the
+//! least round trip seen — between [`MIN_WINDOW`] and [`MAX_WINDOW`].
 //!
 //! A round trip is timed by one probe at a time: the end of a batch sent, until the ack that
 //! covers it. While bytes queue (a receiver slower than the sender) the round trip grows and
@@ -28,12 +28,20 @@ pub const MIN_WINDOW: usize = 512 * 1024;
 /// changed: a route, a roaming laptop).
 const MIN_RTT_LIFETIME: Duration = Duration::from_secs(10);
 
+/// Round trips whose delivery rate counts: the best of them is the path's. A round trip that
+/// started with less than the window in flight under-measures the rate; the best of several
+/// does not.
+const RATE_SAMPLES: usize = 8;
+
 /// The window of one stream and the measurements that size it.
 #[derive(Debug, Clone)]
 pub struct Pace {
     window: usize,
     /// The least round trip seen, and when.
     min_rtt: Option<(Duration, Instant)>,
+    /// Delivery rates (bytes a second) of the last round trips, oldest overwritten first.
+    rates: [f64; RATE_SAMPLES],
+    next_rate: usize,
     probe: Option<Probe>,
 }
 
@@ -51,7 +59,7 @@ struct Probe {
 
 impl Default for Pace {
     fn default() -> Self {
-        Pace { window: MAX_WINDOW, min_rtt: None, probe: None }
+        Pace { window: MAX_WINDOW, min_rtt: None, rates: [0.0; RATE_SAMPLES], next_rate: 0, probe: None }
     }
 }
 
@@ -90,9 +98,10 @@ impl Pace {
                 rtt
             }
         };
-        // Delivered over one round trip × the least round trip = the bandwidth-delay product.
-        let delivered = (acked - probe.acked) as f64;
-        let bdp = delivered * min_rtt.as_secs_f64() / rtt.as_secs_f64();
+        self.rates[self.next_rate] = (acked - probe.acked) as f64 / rtt.as_secs_f64();
+        self.next_rate = (self.next_rate + 1) % RATE_SAMPLES;
+        let rate = self.rates.iter().copied().fold(0.0, f64::max);
+        let bdp = rate * min_rtt.as_secs_f64();
         let target = ((2.0 * bdp) as usize).clamp(MIN_WINDOW, MAX_WINDOW);
         if probe.full || target > self.window {
             self.window = target;
@@ -101,8 +110,7 @@ impl Pace {
 
     /// A new leg: its path may differ, and what was in flight is sent again.
     pub fn new_leg(&mut self) {
-        self.probe = None;
-        self.min_rtt = None;
+        *self = Pace { window: self.window, ..Pace::default() };
     }
 }
 
@@ -159,6 +167,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_round_trip_started_half_empty_does_not_shrink_the_window() {
+        // 50 ms, 1 Gbit/s: a full window per round trip, then one that began with a quarter of
+        // it in flight (a read smaller than the room) before the window filled.
+        let mut pace = Pace::default();
+        run(&mut pace, 3, 50 * MS, 125e6);
+        let (t, sent) = (Instant::now(), 1 << 30);
+        pace.sent(sent, sent - MAX_WINDOW as u64 / 4, t);
+        pace.window_full();
+        pace.acked(sent, t + 50 * MS);
+        assert_eq!(pace.window(), MAX_WINDOW);
     }
 
     #[test]
