@@ -130,13 +130,13 @@ pub const OURS: &str = "ours";
 pub const OURS_V1: &str = "ours (v1)";
 
 /// What the v2 columns cost and why (measured once, by hand; see the stop notes of issue 13).
-const V2_COST: &str = "Where v2's bulk cost goes (8 streams; CPU time of the CLI and the agent per GiB from \
-/proc): v2 spends about 18 % more CPU than v1. About half of it is memory: every byte sent is kept \
-until acknowledged (≤ 4 MiB per direction), so more memory cycles through the caches than v1's one \
-reused buffer — an experiment that kept nothing cut the extra to about 8 %. The rest is \
-acknowledgements and bookkeeping (acknowledging every 2 MiB instead of 512 KiB moved it less than \
-the noise). On two cores shared by the load generator, the target and both tunnel ends, CPU is \
-throughput; where the network is the limit, the difference does not show.";
+const V2_COST: &str = "Why v2 keeps up with v1: every byte v2 sends is kept until acknowledged, so \
+what is in flight is memory that cycles through the caches. With a fixed 4 MiB window per direction \
+v2 reached 0.87–0.95× of v1 with 8 streams (about 18 % more CPU per GiB, half of it that memory); \
+on loopback the bytes only queued in socket buffers. The window now follows the path — twice the \
+best delivery rate of the last round trips times the least round trip, 512 KiB to 4 MiB — so here \
+it sits at 512 KiB, and a long path still gets the 4 MiB it can use (through a 20 ms and an 80 ms \
+round-trip relay: within 5 % of a fixed 4 MiB window).";
 /// The reference contender: what two bare relays reach; never counted as a peer.
 pub const REFERENCE: &str = "2 bare TCP relays";
 /// The reference ssh path: ssh's pipes relayed straight to the SSH port.
