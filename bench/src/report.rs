@@ -130,13 +130,18 @@ pub const OURS: &str = "ours";
 pub const OURS_V1: &str = "ours (v1)";
 
 /// What the v2 columns cost and why (measured once, by hand; see the stop notes of issue 13).
-const V2_COST: &str = "Why v2 keeps up with v1: every byte v2 sends is kept until acknowledged, so \
-what is in flight is memory that cycles through the caches. With a fixed 4 MiB window per direction \
-v2 reached 0.87–0.95× of v1 with 8 streams (about 18 % more CPU per GiB, half of it that memory); \
-on loopback the bytes only queued in socket buffers. The window now follows the path — twice the \
-best delivery rate of the last round trips times the least round trip, 512 KiB to 4 MiB — so here \
-it sits at 512 KiB, and a long path still gets the 4 MiB it can use (through a 20 ms and an 80 ms \
-round-trip relay: within 5 % of a fixed 4 MiB window).";
+const V2_COST: &str = "Where v2's bulk cost goes: every byte v2 sends is kept until acknowledged, so \
+what is in flight is memory that cycles through the caches, and acknowledgements are extra packets \
+and wake-ups. v2's window follows the path — twice the best delivery rate of the last round trips \
+times the least round trip, 512 KiB to 4 MiB — so on loopback it sits at 512 KiB (a fixed 4 MiB \
+only queued bytes in socket buffers), while a long path still gets the 4 MiB it can use (through a \
+20 ms and an 80 ms round-trip relay: within 5 % of a fixed 4 MiB window). With iperf3 through one \
+long-lived tunnel per stream (3 s, 5 rounds alternating) v2 ÷ v1 is then 1.00× for one stream and \
+1.02–1.07× for 8 (0.93–0.95× with the fixed window). This bench's transfers — a fresh tunnel per \
+transfer, every byte generated and verified in the same 2 cores — still show v2 at about 0.87–0.97× \
+of v1, the same with windows of 512 KiB, 1 MiB or 4 MiB and with 256 KiB or 1 MiB send buffers, \
+and v2's CLI spends about 10 % more CPU per byte (page zeroing for a new tunnel's buffers, \
+masking cold memory, acknowledgement wake-ups); run-to-run noise is ±5 %.";
 /// The reference contender: what two bare relays reach; never counted as a peer.
 pub const REFERENCE: &str = "2 bare TCP relays";
 /// The reference ssh path: ssh's pipes relayed straight to the SSH port.
