@@ -14,8 +14,9 @@
 //!   count, replaying what they kept.
 //!
 //! [`Stream`] is that state for one end: the bytes sent but not yet acknowledged (the replay
-//! buffer, bounded by the stream's window, [`crate::pace`], at most [`REPLAY_LIMIT`] — reading
-//! the local side waits while it is full), and the counts both ways. The pump ([`crate::tunnel::splice_v2`]) runs one leg over it.
+//! buffer, bounded by the stream's window — [`crate::pace`], at most [`REPLAY_LIMIT`]; reading
+//! the local side waits while it is full), and the counts both ways. The pump
+//! ([`crate::tunnel::splice_v2`]) runs one leg over it.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -262,19 +263,14 @@ impl Stream {
         None
     }
 
-    /// Room left in the window: how much may be read from the local side now. None is a
-    /// window the path fills, which the pace learns.
+    /// Room left in the window: how much may be read from the local side now. A full window
+    /// tells the pace that the path, not the application, holds the sender back.
     pub(crate) fn room(&mut self) -> usize {
         let room = self.pace.window().saturating_sub(self.kept);
         if room == 0 {
             self.pace.window_full();
         }
         room
-    }
-
-    /// Bytes that may be in flight now ([`crate::pace`]).
-    pub fn window(&self) -> usize {
-        self.pace.window()
     }
 
     /// Keeps a batch just read from the local side and sent (as `bytes`, masked with `masks`

@@ -656,7 +656,7 @@ where
                 self.frame_batch(false);
                 return Ok(true);
             }
-            // A full replay buffer waits for an acknowledgement (reading the peer wakes us).
+            // A full window waits for an acknowledgement (reading the peer wakes us).
             limit = limit.min(s.room());
             if s.buffered() == 0 {
                 // Every batch read into `up` is acknowledged (a sender the peer keeps up with):
