@@ -9,21 +9,9 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use sandbox_core::api::{ApiClient, Endpoint};
 use sandbox_core::forwards::{Forwards, PortForward};
 use sandbox_core::name::SandboxName;
-use sandbox_core::server::ServerUrl;
-use sandbox_tests::{echo_server, Agent};
-
-fn client(url: &str) -> ApiClient {
-    let endpoint = Endpoint {
-        server: ServerUrl::parse(url).unwrap(),
-        credentials: Default::default(),
-        tls: Default::default(),
-        bearer: None,
-    };
-    ApiClient::new(endpoint).unwrap()
-}
+use sandbox_tests::{api_client, echo_server, Agent};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn toggling_a_forward_carries_bytes_counts_them_and_closes_cleanly() {
@@ -34,7 +22,7 @@ async fn toggling_a_forward_carries_bytes_counts_them_and_closes_cleanly() {
     let name = SandboxName::new("box").unwrap();
     let spec = PortForward { remote_port: pod_port, local_port: 0, label: "echo".into(), auto_start: false };
 
-    let local = forwards.start(&name, client(&agent.url()), &spec).await.unwrap();
+    let local = forwards.start(&name, api_client(&agent.url()), &spec).await.unwrap();
     let mut conn = tokio::task::spawn_blocking(move || {
         let mut c = TcpStream::connect(("127.0.0.1", local)).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -80,12 +68,12 @@ async fn a_busy_local_port_and_a_disabled_feature_are_reported_at_start() {
         label: String::new(),
         auto_start: false,
     };
-    let err = forwards.start(&name, client(&agent.url()), &spec).await.unwrap_err().to_string();
+    let err = forwards.start(&name, api_client(&agent.url()), &spec).await.unwrap_err().to_string();
     assert!(err.contains("is already in use"), "{err}");
 
     let off = Agent::start(workspace.path(), 0, &["--dev-mode", "--no-port-forward"]);
     let spec = PortForward { local_port: 0, ..spec };
-    let err = forwards.start(&name, client(&off.url()), &spec).await.unwrap_err().to_string();
+    let err = forwards.start(&name, api_client(&off.url()), &spec).await.unwrap_err().to_string();
     assert!(err.contains("404") && err.contains("port forwarding is not enabled"), "{err}");
     assert!(forwards.status().is_empty());
 }
@@ -94,7 +82,7 @@ async fn a_busy_local_port_and_a_disabled_feature_are_reported_at_start() {
 async fn the_client_lists_the_pods_listeners_with_their_process_and_not_the_agents_own() {
     let workspace = tempfile::tempdir().unwrap();
     let agent = Agent::start(workspace.path(), 0, &["--dev-mode"]);
-    let api = client(&agent.url());
+    let api = api_client(&agent.url());
     // A listener "in the pod": this test process, so its name is this process's comm.
     let pod = TcpListener::bind("127.0.0.1:0").unwrap();
     let pod_port = pod.local_addr().unwrap().port();
@@ -108,6 +96,6 @@ async fn the_client_lists_the_pods_listeners_with_their_process_and_not_the_agen
     // Our agent without port forwarding answers 404, as the original server does: NotFound,
     // which `ports::detect` turns into the SSH fallback.
     let off = Agent::start(workspace.path(), 0, &["--dev-mode", "--no-port-forward"]);
-    let err = client(&off.url()).listening_ports().await.unwrap_err();
+    let err = api_client(&off.url()).listening_ports().await.unwrap_err();
     assert!(matches!(err, sandbox_core::api::ApiError::NotFound { .. }), "{err}");
 }

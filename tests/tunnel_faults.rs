@@ -13,7 +13,9 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use sandbox_tests::fault::FaultProxy;
-use sandbox_tests::{echo_server, eventually, free_port, stderr, stdout, wait, Agent, Guard, Home};
+use sandbox_tests::{
+    api_client, echo_server, eventually, free_port, stderr, stdout, wait, Agent, Guard, Home,
+};
 
 const T: Duration = Duration::from_secs(15);
 /// What the download server sends: far more than the socket buffers on the way hold.
@@ -79,17 +81,6 @@ fn proxy_in(p: Protocol, home: &Home, server: &str, port: u16, args: &[&str]) ->
         c.env("SANDBOX_FORWARD_TUNNEL_PROTOCOL", "v1");
     }
     c
-}
-
-/// A client of the sandbox API at `url`, without credentials (the agent runs `--dev-mode`).
-fn api_client(url: &str) -> sandbox_core::api::ApiClient {
-    sandbox_core::api::ApiClient::new(sandbox_core::api::Endpoint {
-        server: sandbox_core::server::ServerUrl::parse(url).unwrap(),
-        credentials: Default::default(),
-        tls: Default::default(),
-        bearer: None,
-    })
-    .unwrap()
 }
 
 /// Starts `proxy --port` listening on a free local port and waits until it accepts.

@@ -38,6 +38,17 @@ impl Agent {
     }
 }
 
+/// An API client without credentials (a `--dev-mode` agent takes it) for the server at `url`.
+pub fn api_client(url: &str) -> sandbox_core::api::ApiClient {
+    sandbox_core::api::ApiClient::new(sandbox_core::api::Endpoint {
+        server: sandbox_core::server::ServerUrl::parse(url).unwrap(),
+        credentials: Default::default(),
+        tls: Default::default(),
+        bearer: None,
+    })
+    .unwrap()
+}
+
 /// A fake home directory: `HOME` for every client process a test runs.
 pub struct Home {
     pub dir: tempfile::TempDir,
