@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sandbox_wire::local::{Plain, TcpSource};
 use sandbox_wire::tunnel::{SpliceError, SpliceOptions, Traffic};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -207,7 +208,7 @@ async fn carry(
     // would send a FIN as it drops).
     let (r, w) = socket.split();
     let opts = SpliceOptions { traffic: Some(&stats.traffic), stop: Some(stop), ..Default::default() };
-    tunnel::carry(api, remote_port, r, w, opts, Some(&stats.resuming)).await
+    tunnel::carry(api, remote_port, TcpSource::new(r), w, opts, Some(&stats.resuming)).await
 }
 
 /// Makes the coming close of `socket` a reset (`SO_LINGER 0`: RST, unsent bytes discarded).
@@ -223,7 +224,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    tunnel::carry(api, remote_port, input, output, SpliceOptions::default(), None).await
+    tunnel::carry(api, remote_port, Plain(input), output, SpliceOptions::default(), None).await
 }
 
 #[cfg(test)]

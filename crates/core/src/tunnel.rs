@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use sandbox_wire::local::LocalRead;
 use sandbox_wire::resume::{self, Stream};
 use sandbox_wire::tunnel::{splice, splice_v2, SpliceError, SpliceOptions, TunnelSocket};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncWrite;
 
 use crate::api::{ApiClient, ApiError, Offer};
 use crate::net::{NetError, Transport};
@@ -135,7 +136,7 @@ pub async fn carry<R, W>(
     resuming: Option<&Resuming>,
 ) -> Result<(), TunnelError>
 where
-    R: AsyncRead + Unpin,
+    R: LocalRead,
     W: AsyncWrite + Unpin,
 {
     let leg = api.open_leg(remote_port, if offer_v2() { Offer::V2 } else { Offer::V1 }).await?;

@@ -4,11 +4,13 @@
 //! API ([`api`]) and the rules of the raw-TCP WebSocket tunnel ([`tunnel`]), including the one
 //! byte pump ([`tunnel::splice`]) that every tunnel end runs, over the frame format ([`frame`])
 //! and the client's opening handshake ([`handshake`]); and the one reader of the kernel's TCP
-//! tables ([`proc_net`]), which the agent and the client's SSH fallback both parse.
+//! tables ([`proc_net`]), which the agent and the client's SSH fallback both parse. [`local`] is
+//! what a pump reads its local side from.
 
 pub mod api;
 pub mod frame;
 pub mod handshake;
+pub mod local;
 pub mod pace;
 pub mod proc_net;
 pub mod resume;

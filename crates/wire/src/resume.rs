@@ -161,6 +161,11 @@ pub struct Stream {
     pub(crate) local_gone: bool,
     /// How much may be in flight.
     pace: Pace,
+    /// The local socket keeps the unacknowledged bytes ([`crate::local`]): `replay` stays empty,
+    /// a new leg peeks them again, and the socket's receive buffer is the window.
+    in_kernel: bool,
+    /// In the kernel: how many acknowledged bytes have been dropped from the socket's queue.
+    dropped: u64,
 }
 
 impl Stream {
@@ -179,9 +184,54 @@ impl Stream {
         self.sent
     }
 
-    /// Bytes kept for replay right now.
+    /// Bytes kept for replay right now (in the local socket's queue, when it keeps them).
     pub fn buffered(&self) -> usize {
-        self.kept
+        if self.in_kernel {
+            (self.sent - self.acked) as usize
+        } else {
+            self.kept
+        }
+    }
+
+    /// The local socket keeps the unacknowledged bytes from now on; only before the first byte.
+    pub(crate) fn keep_in_kernel(&mut self) {
+        debug_assert_eq!(self.sent, 0);
+        self.in_kernel = true;
+    }
+
+    /// Whether the local socket keeps the unacknowledged bytes ([`crate::local`]).
+    pub fn in_kernel(&self) -> bool {
+        self.in_kernel
+    }
+
+    /// In the kernel: bytes read on an earlier leg still to be peeked and sent again.
+    pub(crate) fn replay_pending_in_kernel(&self) -> bool {
+        self.in_kernel && self.cursor < self.sent
+    }
+
+    /// In the kernel: acknowledged bytes still queued, to drop.
+    pub(crate) fn to_drop(&self) -> usize {
+        (self.acked - self.dropped) as usize
+    }
+
+    /// In the kernel: `n` acknowledged bytes were dropped from the queue.
+    pub(crate) fn dropped(&mut self, n: usize) {
+        self.dropped += n as u64;
+    }
+
+    /// In the kernel: where the next peek starts, counted from the front of the queue.
+    pub(crate) fn peek_offset(&self) -> usize {
+        (self.cursor - self.dropped) as usize
+    }
+
+    /// In the kernel: `n` bytes were peeked at the cursor and sent. Returns how many of them
+    /// are new (not a replay).
+    pub(crate) fn peeked(&mut self, n: usize) -> usize {
+        self.cursor += n as u64;
+        let new = self.cursor.saturating_sub(self.sent);
+        self.sent += new;
+        self.pace.sent(self.cursor, self.acked, Instant::now());
+        new as usize
     }
 
     /// Starts a new leg: the peer has written out `peer_received` bytes of our stream, so
@@ -222,6 +272,10 @@ impl Stream {
     }
 
     fn acknowledge(&mut self, n: u64) {
+        if self.in_kernel {
+            self.acked = n;
+            return;
+        }
         let mut drop = (n - self.acked) as usize;
         self.kept -= drop;
         while drop > 0 {
@@ -266,6 +320,10 @@ impl Stream {
     /// Room left in the window: how much may be read from the local side now. A full window
     /// tells the pace that the path, not the application, holds the sender back.
     pub(crate) fn room(&mut self) -> usize {
+        if self.in_kernel {
+            // What the receive buffer holds is kept at no cost of ours; peeking waits for more.
+            return usize::MAX;
+        }
         let room = self.pace.window().saturating_sub(self.kept);
         if room == 0 {
             self.pace.window_full();
@@ -323,7 +381,7 @@ impl Stream {
 
     /// Whether bytes read earlier still wait to be sent on this leg.
     pub(crate) fn replay_pending(&self) -> bool {
-        self.cursor < self.sent
+        !self.in_kernel && self.cursor < self.sent
     }
 
     /// Both directions are over: ours acknowledged to its end, the peer's written out to its

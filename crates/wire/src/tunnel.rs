@@ -29,6 +29,7 @@ use tokio_util::io::poll_read_buf;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::frame::{self, Header, OpCode, ProtocolError, MAX_HEADER};
+use crate::local::{KernelQueue, LocalRead, Plain};
 use crate::resume::{Control, Stream, ACK_DELAY, ACK_EVERY, MAX_CONTROL};
 
 /// Largest binary message either end sends: the original server reads with a 32 KiB limit.
@@ -272,11 +273,13 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    Pump::new(socket, local_read, local_write, opts, None).run().await
+    Pump::new(socket, Plain(local_read), local_write, opts, None).run().await
 }
 
 /// Runs one leg of a protocol v2 tunnel ([`crate::resume`]) over `stream`, whose counts the
-/// caller has synchronised with the peer's ([`Stream::resync`]).
+/// caller has synchronised with the peer's ([`Stream::resync`]). A local side with a kernel
+/// queue ([`crate::local::TcpSource`]) keeps the unacknowledged bytes there, if it does from
+/// the stream's first leg on.
 ///
 /// `Ok` when the tunnel is over for good (a Close 1000 either way). On an error the local
 /// halves are left as they are: after a network error ([`SpliceError::is_network`]) the caller
@@ -291,7 +294,7 @@ pub async fn splice_v2<S, R, W>(
 ) -> Result<(), SpliceError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
-    R: AsyncRead + Unpin,
+    R: LocalRead,
     W: AsyncWrite + Unpin,
 {
     let opts = SpliceOptions { half_close: false, ..opts };
@@ -382,12 +385,14 @@ struct Pump<'a, S, R, W> {
     /// Fires when the user stops the tunnel; `stopped` once it has.
     stop: Option<Pin<Box<WaitForCancellationFuture<'a>>>>,
     stopped: bool,
+    /// v2, bytes kept in the local socket: the next peek must start at the cursor (a new leg).
+    rewind: bool,
 }
 
 impl<'a, S, R, W> Pump<'a, S, R, W>
 where
     S: AsyncRead + AsyncWrite + Unpin,
-    R: AsyncRead + Unpin,
+    R: LocalRead,
     W: AsyncWrite + Unpin,
 {
     fn new(
@@ -402,6 +407,19 @@ where
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             (ticker, period)
         });
+        let mut local_r = local_r;
+        let mut v2 = v2;
+        let mut rewind = false;
+        if let Some(s) = v2.as_deref_mut() {
+            // From the first leg on, or never: the stream's bytes are in one place.
+            if s.sent() == 0
+                && !s.in_kernel()
+                && local_r.kernel_queue().is_some_and(|q| q.start_keeping().is_ok())
+            {
+                s.keep_in_kernel();
+            }
+            rewind = s.in_kernel();
+        }
         let mut down = socket.read_ahead;
         down.reserve(SMALL_BUFFER);
         let mut control = Vec::new();
@@ -456,6 +474,7 @@ where
             text: Vec::new(),
             stop: opts.stop.map(|t| Box::pin(t.cancelled())),
             stopped: false,
+            rewind,
         }
     }
 
@@ -464,6 +483,10 @@ where
     /// is dead or stalled, and waiting on it would only delay the next leg.
     async fn run(mut self) -> Result<(), SpliceError> {
         let result = poll_fn(|cx| self.poll(cx)).await;
+        if result.is_ok() {
+            // Closing a socket with bytes still queued would reset it: drop the last ones.
+            self.drop_acknowledged()?;
+        }
         if let Some(s) = self.v2.as_deref_mut() {
             s.release_spares();
         }
@@ -516,6 +539,7 @@ where
     /// One pass over both directions and the timers; whether anything moved.
     fn step(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
         let mut progress = self.send(cx)?;
+        self.drop_acknowledged()?;
         progress |= self.read_local(cx)?;
         progress |= self.deliver(cx)?;
         progress |= self.receive(cx)?;
@@ -640,11 +664,65 @@ where
         Pin::new(&mut self.ws).poll_write_vectored(cx, &iov[..n])
     }
 
+    /// v2, bytes kept in the local socket: drops what the peer acknowledged from its queue;
+    /// at the start of a leg, points the next peek at the cursor (what the peer lacks).
+    fn drop_acknowledged(&mut self) -> Result<(), SpliceError> {
+        let Some(s) = self.v2.as_deref_mut().filter(|s| s.in_kernel()) else { return Ok(()) };
+        let Some(queue) = self.local_r.kernel_queue() else { return Ok(()) };
+        let n = s.to_drop();
+        if n > 0 {
+            queue.drop_front(n).map_err(SpliceError::Local)?;
+            s.dropped(n);
+        }
+        if self.rewind {
+            queue.rewind(s.peek_offset()).map_err(SpliceError::Local)?;
+            self.rewind = false;
+        }
+        Ok(())
+    }
+
+    /// v2, bytes kept in the local socket: peeks the next batch (a replay first, then new
+    /// bytes) into the send buffer, which is reused from its front as v1's is.
+    fn peek_local(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
+        let s = self.v2.as_deref_mut().expect("peeking is v2's");
+        if s.local_eof && !s.replay_pending_in_kernel() {
+            return Ok(false);
+        }
+        let Some(queue) = self.local_r.kernel_queue() else { return Ok(false) };
+        let _ = self.up.try_reclaim(self.up_size);
+        self.up.reserve(self.up_size);
+        let limit = self.up_size;
+        let n = match poll_read_buf(Pin::new(&mut Peek(queue)), cx, &mut (&mut self.up).limit(limit)) {
+            Poll::Pending => return Ok(false),
+            Poll::Ready(Err(e)) => return Err(SpliceError::Local(e)),
+            Poll::Ready(Ok(n)) => n,
+        };
+        if n == 0 {
+            if s.replay_pending_in_kernel() {
+                return Err(SpliceError::Local(io::ErrorKind::UnexpectedEof.into()));
+            }
+            self.end_our_stream();
+            return Ok(true);
+        }
+        let new = s.peeked(n);
+        if n == self.up_size {
+            self.up_size = LARGE_BUFFER;
+        }
+        if let Some(t) = self.traffic {
+            t.sent.fetch_add(new as u64, Ordering::Relaxed);
+        }
+        self.frame_batch(false);
+        Ok(true)
+    }
+
     /// Reads the local side into a fresh batch, when the last one is sent.
     fn read_local(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
         // After the peer's Close we read on only when half-closed (`close_sent` still false).
         if self.close_sent || self.up_total > 0 || self.control.len() > CONTROL_BACKLOG {
             return Ok(false);
+        }
+        if self.v2.as_deref().is_some_and(Stream::in_kernel) {
+            return self.peek_local(cx);
         }
         let mut limit = self.up_size;
         if let Some(s) = self.v2.as_deref_mut() {
@@ -1146,4 +1224,17 @@ fn gather<'b>(parts: impl IntoIterator<Item = &'b [u8]>, mut skip: usize, iov: &
         n += 1;
     }
     n
+}
+
+/// A kernel queue read by peeking, as an `AsyncRead` (for [`poll_read_buf`]).
+struct Peek<'q>(&'q mut dyn KernelQueue);
+
+impl AsyncRead for Peek<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.0.poll_peek(cx, buf).map_ok(|_| ())
+    }
 }

@@ -4,9 +4,12 @@
 use std::time::Duration;
 
 use rand::{Rng, RngCore, SeedableRng};
+use sandbox_wire::local::{LocalRead, Plain, TcpSource};
 use sandbox_wire::resume::{Stream, REPLAY_LIMIT};
 use sandbox_wire::tunnel::{splice_v2, Role, SpliceError, SpliceOptions, TunnelSocket};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -17,7 +20,10 @@ fn opts() -> SpliceOptions<'static> {
 /// One application at a tunnel end: writes `payload` while reading until EOF; then (or, with
 /// `eof_first`, as soon as its payload is written) sends its own EOF. A server sends its EOF
 /// last: the client ends its side when the pod's ends, as in v1.
-fn app(io: DuplexStream, payload: Vec<u8>, eof_first: bool) -> tokio::task::JoinHandle<Vec<u8>> {
+fn app<T>(io: T, payload: Vec<u8>, eof_first: bool) -> tokio::task::JoinHandle<Vec<u8>>
+where
+    T: AsyncRead + AsyncWrite + Send + 'static,
+{
     tokio::spawn(async move {
         let (mut r, mut w) = tokio::io::split(io);
         let (read_all, all_read) = tokio::sync::oneshot::channel::<()>();
@@ -43,13 +49,17 @@ fn app(io: DuplexStream, payload: Vec<u8>, eof_first: bool) -> tokio::task::Join
 
 /// Carries two streams over legs that are cut after `cut(i)` for leg `i` (`None`: let it run),
 /// as a network failure would: both pumps stop where they are.
-async fn carry(
-    client_local: DuplexStream,
-    server_local: DuplexStream,
+async fn carry<CR, CW, SR, SW>(
+    (mut cr, mut cw): (CR, CW),
+    (mut sr, mut sw): (SR, SW),
     mut cut: impl FnMut(usize) -> Option<Duration>,
-) -> (usize, Stream, Stream) {
-    let (mut cr, mut cw) = tokio::io::split(client_local);
-    let (mut sr, mut sw) = tokio::io::split(server_local);
+) -> (usize, Stream, Stream)
+where
+    CR: LocalRead,
+    CW: AsyncWrite + Unpin,
+    SR: LocalRead,
+    SW: AsyncWrite + Unpin,
+{
     let (mut client, mut server) = (Stream::new(), Stream::new());
     for leg in 0.. {
         // A new leg: each end learns what the other has written out, as the headers say.
@@ -87,6 +97,26 @@ async fn carry(
     unreachable!()
 }
 
+/// A local side that keeps nothing for us (a pipe, an in-memory stream).
+fn plain(io: DuplexStream) -> (Plain<ReadHalf<DuplexStream>>, WriteHalf<DuplexStream>) {
+    let (r, w) = tokio::io::split(io);
+    (Plain(r), w)
+}
+
+/// A local TCP connection: the application's end, and ours, whose receive queue keeps what
+/// the peer has not acknowledged.
+async fn tcp() -> (TcpStream, (TcpSource<OwnedReadHalf>, OwnedWriteHalf)) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+    let (ours, _) = listener.accept().await.unwrap();
+    let (r, w) = ours.into_split();
+    let source = TcpSource::new(r);
+    // SO_PEEK_OFF on TCP: Linux 6.9 and later, and `net.core.rmem_max` of a window (the CI
+    // machine has both).
+    assert_eq!(source.peeking(), cfg!(target_os = "linux"), "the kernel can keep the bytes");
+    (app, (source, w))
+}
+
 fn random(len: usize, seed: u64) -> Vec<u8> {
     let mut v = vec![0; len];
     rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
@@ -104,7 +134,9 @@ async fn both_streams_arrive_whole_across_many_lost_legs() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let (legs, client, server) = tokio::time::timeout(
         LIMIT,
-        carry(c_local, s_local, |leg| (leg < 25).then(|| Duration::from_millis(rng.random_range(1..40)))),
+        carry(plain(c_local), plain(s_local), |leg| {
+            (leg < 25).then(|| Duration::from_millis(rng.random_range(1..40)))
+        }),
     )
     .await
     .expect("carried in time");
@@ -140,7 +172,7 @@ async fn eof_is_per_direction_and_the_reply_follows_it() {
     // The first leg is lost while the target is still thinking, after the request's EOF.
     let (legs, _, _) = tokio::time::timeout(
         LIMIT,
-        carry(c_local, s_local, |leg| (leg == 0).then_some(Duration::from_millis(150))),
+        carry(plain(c_local), plain(s_local), |leg| (leg == 0).then_some(Duration::from_millis(150))),
     )
     .await
     .unwrap();
@@ -176,7 +208,7 @@ async fn a_peer_that_does_not_acknowledge_holds_the_sender_at_the_replay_limit()
     let mut client = Stream::new();
     let result = tokio::time::timeout(
         Duration::from_secs(2),
-        splice_v2(TunnelSocket::new(c_ws, Role::Client, &[]), &mut cr, &mut cw, &mut client, opts()),
+        splice_v2(TunnelSocket::new(c_ws, Role::Client, &[]), Plain(&mut cr), &mut cw, &mut client, opts()),
     )
     .await;
     assert!(
@@ -214,10 +246,67 @@ async fn the_pods_end_ends_the_client_side_too_as_in_v1() {
         // A server that closed reads nothing more: its reader is dropped with it.
     });
     let (legs, client, _) =
-        tokio::time::timeout(LIMIT, carry(c_local, s_local, |_| None)).await.expect("ended");
+        tokio::time::timeout(LIMIT, carry(plain(c_local), plain(s_local), |_| None)).await.expect("ended");
     assert_eq!(legs, 1);
     assert!(client.complete());
     target.await.unwrap();
     let (got, _keep_open) = client_app.await.unwrap();
     assert_eq!(got, b"HTTP/1.1 200 OK\r\n\r\nbye");
+}
+
+#[tokio::test]
+async fn with_the_bytes_kept_in_the_local_sockets_both_streams_arrive_whole_across_lost_legs() {
+    let up = random(24 << 20, 4);
+    let down = random(16 << 20, 5);
+    let (c_app, c_local) = tcp().await;
+    let (s_app, s_local) = tcp().await;
+    let client_app = app(c_app, up.clone(), true);
+    let target = app(s_app, down.clone(), false);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+    let (legs, client, server) = tokio::time::timeout(
+        LIMIT,
+        carry(c_local, s_local, |leg| (leg < 25).then(|| Duration::from_millis(rng.random_range(1..40)))),
+    )
+    .await
+    .expect("carried in time");
+    // A socket closed with bytes still queued would have reset the applications' reads.
+    let (at_target, at_client) = (target.await.unwrap(), client_app.await.unwrap());
+    assert!(at_target == up, "upstream differs: {} of {} bytes", at_target.len(), up.len());
+    assert!(at_client == down, "downstream differs: {} of {} bytes", at_client.len(), down.len());
+    assert!(legs > 5, "only {legs} legs: the test did not cut any");
+    assert_eq!((client.buffered(), server.buffered()), (0, 0), "all acknowledged");
+    assert!(client.in_kernel() && server.in_kernel(), "the sockets kept the bytes");
+}
+
+#[tokio::test]
+async fn with_the_bytes_kept_in_the_kernel_eof_and_the_reply_survive_a_lost_leg() {
+    let (c_app, c_local) = tcp().await;
+    let (s_app, s_local) = tcp().await;
+    let client_app = tokio::spawn(async move {
+        let (mut r, mut w) = c_app.into_split();
+        w.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+        w.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.unwrap();
+        got
+    });
+    let target = tokio::spawn(async move {
+        let (mut r, mut w) = s_app.into_split();
+        let mut req = Vec::new();
+        r.read_to_end(&mut req).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        w.write_all(b"HTTP/1.0 200 OK\r\n\r\nhello").await.unwrap();
+        w.shutdown().await.unwrap();
+        req
+    });
+    let (legs, client, server) = tokio::time::timeout(
+        LIMIT,
+        carry(c_local, s_local, |leg| (leg == 0).then_some(Duration::from_millis(150))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(target.await.unwrap(), b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(client_app.await.unwrap(), b"HTTP/1.0 200 OK\r\n\r\nhello");
+    assert_eq!(legs, 2);
+    assert!(client.complete() && server.complete());
 }

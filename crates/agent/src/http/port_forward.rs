@@ -7,6 +7,7 @@ use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use sandbox_wire::api::FORWARDABLE_PORTS;
+use sandbox_wire::local::{LocalRead, Plain, TcpSource};
 use sandbox_wire::resume;
 use sandbox_wire::tunnel::{splice, Role, SpliceOptions, Traffic, TunnelSocket, CLOSE_ERROR, DIAL_FAILED};
 use tokio::net::TcpStream;
@@ -195,7 +196,7 @@ impl Carrier {
     /// Carries the target's halves until the tunnel ends; the error, for the log line.
     async fn carry<R, W>(self, r: R, w: W, who: &Identity, port: u16, traffic: &Traffic) -> Result<(), String>
     where
-        R: tokio::io::AsyncRead + Unpin,
+        R: LocalRead,
         W: tokio::io::AsyncWrite + Unpin,
     {
         match self {
@@ -236,7 +237,7 @@ async fn tunnel(carrier: Carrier, port: u16, who: &Identity, ssh: Option<(u16, S
     let result = match ssh {
         Some((ssh_port, injector)) if ssh_port == port => {
             let (r, w) = tokio::io::split(injector.connect(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))));
-            carrier.carry(r, w, who, port, &traffic).await
+            carrier.carry(Plain(r), w, who, port, &traffic).await
         }
         _ => {
             let mut target = match dial_loopback(port).await {
@@ -251,7 +252,7 @@ async fn tunnel(carrier: Carrier, port: u16, who: &Identity, ssh: Option<(u16, S
             // Borrowed halves keep the socket ours: a broken tunnel resets the target (an
             // upload cut short must not look complete to it); an owned half would send a FIN.
             let (r, w) = target.split();
-            let result = carrier.carry(r, w, who, port, &traffic).await;
+            let result = carrier.carry(TcpSource::new(r), w, who, port, &traffic).await;
             if result.is_err() {
                 let _ = target.set_zero_linger();
             }

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use sandbox_wire::local::LocalRead;
 use sandbox_wire::resume::{self, Stream};
 use sandbox_wire::tunnel::{splice_v2, Role, SpliceOptions, Traffic, TunnelSocket};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -247,7 +248,7 @@ pub(crate) async fn run<R, W>(
     traffic: &Traffic,
 ) -> Result<(), String>
 where
-    R: AsyncRead + Unpin,
+    R: LocalRead,
     W: AsyncWrite + Unpin,
 {
     let (mut legs, evict) = tunnels.register(token.clone(), sub);
