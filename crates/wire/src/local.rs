@@ -141,7 +141,23 @@ impl<R: TcpHalf> KernelQueue for TcpSource<R> {
     }
 
     fn poll_peek(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<usize>> {
-        self.half.poll_peek(cx, buf)
+        // Straight to the socket first: tokio's readiness says "nothing to read" since the last
+        // peek that found nothing, and after a rewind the queue has bytes to peek again though
+        // none arrived (waiting for more would wait for ever: measured in the forward test).
+        // SAFETY: `peek` only writes initialised bytes into the slice, and reports how many.
+        let unfilled = unsafe { buf.unfilled_mut() };
+        match socket2::SockRef::from(self.half.as_ref()).peek(unfilled) {
+            Ok(n) => {
+                // SAFETY: the kernel has written `n` bytes.
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                Poll::Ready(Ok(n))
+            }
+            // Nothing queued past the offset: wait for the socket as tokio does.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.half.poll_peek(cx, buf),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.poll_peek(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn drop_front(&mut self, n: usize) -> io::Result<()> {

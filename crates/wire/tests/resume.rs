@@ -310,3 +310,41 @@ async fn with_the_bytes_kept_in_the_kernel_eof_and_the_reply_survive_a_lost_leg(
     assert_eq!(legs, 2);
     assert!(client.complete() && server.complete());
 }
+
+#[tokio::test]
+async fn with_the_bytes_kept_in_the_kernel_a_new_leg_replays_with_nothing_new_to_read() {
+    // The application wrote its request and waits for the answer: nothing new will arrive on
+    // its socket, so the replay must not wait for the socket to become readable again.
+    let (mut c_app, (mut cr, mut cw)) = tcp().await;
+    let (mut s_app, (mut sr, mut sw)) = tcp().await;
+    c_app.write_all(b"hello").await.unwrap();
+    let (mut client, mut server) = (Stream::new(), Stream::new());
+    // The first leg reaches nobody: what the client sends on it is lost with it.
+    let (c_ws, _nobody) = tokio::io::duplex(64 * 1024);
+    let leg = splice_v2(TunnelSocket::new(c_ws, Role::Client, &[]), &mut cr, &mut cw, &mut client, opts());
+    assert!(tokio::time::timeout(Duration::from_millis(300), leg).await.is_err(), "the lost leg ended");
+    assert_eq!((client.sent(), client.buffered()), (5, 5), "sent, and kept");
+    assert!(client.in_kernel());
+
+    client.resync(server.delivered()).unwrap();
+    server.resync(client.delivered()).unwrap();
+    let (c_ws, s_ws) = tokio::io::duplex(256 * 1024);
+    let legs = async {
+        tokio::join!(
+            splice_v2(TunnelSocket::new(c_ws, Role::Client, &[]), &mut cr, &mut cw, &mut client, opts()),
+            splice_v2(TunnelSocket::new(s_ws, Role::Server, &[]), &mut sr, &mut sw, &mut server, opts()),
+        )
+    };
+    let request = async {
+        let mut got = [0u8; 5];
+        s_app.read_exact(&mut got).await.unwrap();
+        got
+    };
+    tokio::select! {
+        got = tokio::time::timeout(Duration::from_secs(5), request) => {
+            assert_eq!(&got.expect("the request was replayed on the new leg"), b"hello");
+        }
+        ended = legs => panic!("the tunnel ended: {:?}", (ended.0.err(), ended.1.err())),
+    }
+    drop(c_app);
+}
