@@ -73,6 +73,8 @@ impl<R: AsyncRead + Unpin> LocalRead for Plain<R> {}
 pub struct TcpSource<R> {
     half: R,
     peeking: bool,
+    /// The peek offset moved back since the last peek that found nothing.
+    rewound: bool,
 }
 
 /// tokio's TCP read halves.
@@ -97,7 +99,7 @@ impl<R: TcpHalf> TcpSource<R> {
     /// is read from it: the offset counts from the front of the queue.
     pub fn new(half: R) -> Self {
         let peeking = peek_offset::supported() && peek_offset::set(half.as_ref(), 0).is_ok();
-        TcpSource { half, peeking }
+        TcpSource { half, peeking, rewound: false }
     }
 
     /// Whether a v2 stream over this socket keeps its bytes in the kernel.
@@ -141,9 +143,14 @@ impl<R: TcpHalf> KernelQueue for TcpSource<R> {
     }
 
     fn poll_peek(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<usize>> {
-        // Straight to the socket first: tokio's readiness says "nothing to read" since the last
-        // peek that found nothing, and after a rewind the queue has bytes to peek again though
-        // none arrived (waiting for more would wait for ever: measured in the forward test).
+        if !self.rewound {
+            return self.half.poll_peek(cx, buf);
+        }
+        // Rewound: straight to the socket until it has nothing more. tokio's readiness says
+        // "nothing to read" since the last peek that found nothing, yet the queue has bytes to
+        // peek again though none arrived (waiting for more could wait for ever: a forwarded
+        // connection whose application waits for its answer). Not always: a peek that finds
+        // nothing would cost a system call at every turn of the pump.
         // SAFETY: `peek` only writes initialised bytes into the slice, and reports how many.
         let unfilled = unsafe { buf.unfilled_mut() };
         match socket2::SockRef::from(self.half.as_ref()).peek(unfilled) {
@@ -154,7 +161,10 @@ impl<R: TcpHalf> KernelQueue for TcpSource<R> {
                 Poll::Ready(Ok(n))
             }
             // Nothing queued past the offset: wait for the socket as tokio does.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.half.poll_peek(cx, buf),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.rewound = false;
+                self.half.poll_peek(cx, buf)
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => self.poll_peek(cx, buf),
             Err(e) => Poll::Ready(Err(e)),
         }
@@ -165,7 +175,9 @@ impl<R: TcpHalf> KernelQueue for TcpSource<R> {
     }
 
     fn rewind(&mut self, offset: usize) -> io::Result<()> {
-        peek_offset::set(self.half.as_ref(), offset)
+        peek_offset::set(self.half.as_ref(), offset)?;
+        self.rewound = true;
+        Ok(())
     }
 }
 
