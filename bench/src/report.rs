@@ -130,18 +130,19 @@ pub const OURS: &str = "ours";
 pub const OURS_V1: &str = "ours (v1)";
 
 /// What the v2 columns cost and why (measured once, by hand; see the stop notes of issue 13).
-const V2_COST: &str = "Where v2's bulk cost goes: every byte v2 sends is kept until acknowledged, so \
-what is in flight is memory that cycles through the caches, and acknowledgements are extra packets \
-and wake-ups. v2's window follows the path — twice the best delivery rate of the last round trips \
-times the least round trip, 512 KiB to 4 MiB — so on loopback it sits at 512 KiB (a fixed 4 MiB \
-only queued bytes in socket buffers), while a long path still gets the 4 MiB it can use (through a \
-20 ms and an 80 ms round-trip relay: within 5 % of a fixed 4 MiB window). With iperf3 through one \
-long-lived tunnel per stream (3 s, 5 rounds alternating) v2 ÷ v1 is then 1.00× for one stream and \
-1.02–1.07× for 8 (0.93–0.95× with the fixed window). This bench's transfers — a fresh tunnel per \
-transfer, every byte generated and verified in the same 2 cores — still show v2 at about 0.87–0.97× \
-of v1, the same with windows of 512 KiB, 1 MiB or 4 MiB and with 256 KiB or 1 MiB send buffers, \
-and v2's CLI spends about 10 % more CPU per byte (page zeroing for a new tunnel's buffers, \
-masking cold memory, acknowledgement wake-ups); run-to-run noise is ±5 %.";
+const V2_COST: &str = "Where v2's bulk cost went: every byte v2 sends is kept until acknowledged. \
+Kept in the sender's own memory, each read landed in memory a window's worth of traffic old (cold \
+in the caches), and a window small enough to stay warm (`wire::pace`: 512 KiB on loopback) made the \
+sender wait for acknowledgements; this bench showed v2 at 0.86–0.97× of v1 whatever the window, \
+and an experiment that kept nothing matched v1. Now, where the local side is a TCP socket on \
+Linux — `proxy --port`'s connections and the agent's targets, every row of this table — the bytes \
+stay in the socket's receive queue instead (`wire::local`): v2 peeks (`SO_PEEK_OFF`), reuses one \
+read buffer as v1 does and drops what the peer acknowledges (`MSG_TRUNC`, no copy). Four runs of \
+this bench at this code (one full, three `--only ours`, reps 5) gave v2 ÷ v1 upload 0.93–1.02×, \
+download 0.99–1.03×, 8× upload 0.94–1.00×, 8× download 0.90–0.98×; what still differs from v1 is the \
+acknowledgements (about 700 a GiB each way), and run-to-run noise on this 2-core machine is ±5 %. Pipes \
+(`proxy --ssh`, the ssh rows), macOS, Windows and kernels before 6.9 keep the bytes in memory as \
+before.";
 /// The reference contender: what two bare relays reach; never counted as a peer.
 pub const REFERENCE: &str = "2 bare TCP relays";
 /// The reference ssh path: ssh's pipes relayed straight to the SSH port.
