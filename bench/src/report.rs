@@ -407,7 +407,8 @@ impl Report {
             o,
             "The same binaries, the same run: `{OURS}` speaks v2 (the default: a byte stream that \
              survives a dropped WebSocket), `{OURS_V1}` is forced to v1 with \
-             `SANDBOX_FORWARD_TUNNEL_PROTOCOL=v1`. Idle tunnel memory is the RSS per held connection \
+             `SANDBOX_FORWARD_TUNNEL_PROTOCOL=v1`; their transfers alternate (v2 v1, v1 v2, …) an \
+             even number of times, so each goes first as often. Idle tunnel memory is the RSS per held connection \
              above ({} tunnels open and idle at once, a fresh CLI and a fresh agent for each protocol). Recovery: one echo connection through a relay \
              between the CLI and the agent that resets every connection ({} times, the network usable \
              again at once), then goes away for {} ms ({} times: connections reset, new ones refused) \

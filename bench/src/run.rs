@@ -557,7 +557,9 @@ fn measure_together(env: &Env, list: &[(&str, &str, &Running)]) -> Vec<Row> {
         list.iter().map(|(_, _, r)| SocketAddr::from(([127, 0, 0, 1], r.port))).collect();
     let mut rows: Vec<Row> = list.iter().map(|(n, w, _)| Row::new(n, w)).collect();
     let s = &env.sizes;
-    let reps = env.opts.reps.max(1);
+    // Contenders in turn (A B, B A, …): an even number of rounds puts each first as often, so
+    // neither gains from going first (a quieter moment, a warmer cache).
+    let reps = if list.len() > 1 { env.opts.reps.max(1).next_multiple_of(2) } else { env.opts.reps.max(1) };
     let rt = &env.rt;
     let each = s.bulk / s.streams as u64;
     let bulk =

@@ -123,20 +123,29 @@ fn random(len: usize, seed: u64) -> Vec<u8> {
     v
 }
 
-#[tokio::test]
-async fn both_streams_arrive_whole_across_many_lost_legs() {
-    let up = random(24 << 20, 1);
-    let down = random(16 << 20, 2);
-    let (c_app, c_local) = tokio::io::duplex(64 * 1024);
-    let (s_app, s_local) = tokio::io::duplex(64 * 1024);
+/// Both streams (24 and 16 MiB) across up to 25 legs, each cut after 1–40 ms; returns the
+/// ends' streams once both applications have everything. A socket closed with bytes still
+/// queued would reset an application's read and fail it.
+async fn whole_across_random_cuts<A, CR, CW, SR, SW>(
+    (c_app, c_local): (A, (CR, CW)),
+    (s_app, s_local): (A, (SR, SW)),
+    seed: u64,
+) -> (Stream, Stream)
+where
+    A: AsyncRead + AsyncWrite + Send + 'static,
+    CR: LocalRead,
+    CW: AsyncWrite + Unpin,
+    SR: LocalRead,
+    SW: AsyncWrite + Unpin,
+{
+    let up = random(24 << 20, seed);
+    let down = random(16 << 20, seed + 1);
     let client_app = app(c_app, up.clone(), true);
     let target = app(s_app, down.clone(), false);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed + 2);
     let (legs, client, server) = tokio::time::timeout(
         LIMIT,
-        carry(plain(c_local), plain(s_local), |leg| {
-            (leg < 25).then(|| Duration::from_millis(rng.random_range(1..40)))
-        }),
+        carry(c_local, s_local, |leg| (leg < 25).then(|| Duration::from_millis(rng.random_range(1..40)))),
     )
     .await
     .expect("carried in time");
@@ -145,13 +154,34 @@ async fn both_streams_arrive_whole_across_many_lost_legs() {
     assert!(at_client == down, "downstream differs: {} of {} bytes", at_client.len(), down.len());
     assert!(legs > 5, "only {legs} legs: the test did not cut any");
     assert_eq!((client.buffered(), server.buffered()), (0, 0), "all acknowledged");
+    (client, server)
 }
 
 #[tokio::test]
-async fn eof_is_per_direction_and_the_reply_follows_it() {
-    // The client sends a request and EOF first; the target reads to EOF, then answers.
-    let (c_app, c_local) = tokio::io::duplex(64 * 1024);
-    let (s_app, s_local) = tokio::io::duplex(64 * 1024);
+async fn both_streams_arrive_whole_across_many_lost_legs() {
+    let ends = |(app, local)| (app, plain(local));
+    whole_across_random_cuts(ends(tokio::io::duplex(64 * 1024)), ends(tokio::io::duplex(64 * 1024)), 1).await;
+}
+
+#[tokio::test]
+async fn with_the_bytes_kept_in_the_local_sockets_both_streams_arrive_whole_across_lost_legs() {
+    let (client, server) = whole_across_random_cuts(tcp().await, tcp().await, 4).await;
+    assert!(client.in_kernel() && server.in_kernel(), "the sockets kept the bytes");
+}
+
+/// The client sends a request and EOF first; the target reads to EOF, thinks, then answers.
+/// The first leg is lost while the target is still thinking, after the request's EOF.
+async fn request_eof_then_reply<A, CR, CW, SR, SW>(
+    (c_app, c_local): (A, (CR, CW)),
+    (s_app, s_local): (A, (SR, SW)),
+) -> (Stream, Stream)
+where
+    A: AsyncRead + AsyncWrite + Send + 'static,
+    CR: LocalRead,
+    CW: AsyncWrite + Unpin,
+    SR: LocalRead,
+    SW: AsyncWrite + Unpin,
+{
     let client_app = tokio::spawn(async move {
         let (mut r, mut w) = tokio::io::split(c_app);
         w.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
@@ -169,16 +199,29 @@ async fn eof_is_per_direction_and_the_reply_follows_it() {
         w.shutdown().await.unwrap();
         req
     });
-    // The first leg is lost while the target is still thinking, after the request's EOF.
-    let (legs, _, _) = tokio::time::timeout(
+    let (legs, client, server) = tokio::time::timeout(
         LIMIT,
-        carry(plain(c_local), plain(s_local), |leg| (leg == 0).then_some(Duration::from_millis(150))),
+        carry(c_local, s_local, |leg| (leg == 0).then_some(Duration::from_millis(150))),
     )
     .await
     .unwrap();
     assert_eq!(target.await.unwrap(), b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!(client_app.await.unwrap(), b"HTTP/1.0 200 OK\r\n\r\nhello");
     assert_eq!(legs, 2);
+    assert!(client.complete() && server.complete());
+    (client, server)
+}
+
+#[tokio::test]
+async fn eof_is_per_direction_and_the_reply_follows_it() {
+    let ends = |(app, local)| (app, plain(local));
+    request_eof_then_reply(ends(tokio::io::duplex(64 * 1024)), ends(tokio::io::duplex(64 * 1024))).await;
+}
+
+#[tokio::test]
+async fn with_the_bytes_kept_in_the_kernel_eof_and_the_reply_survive_a_lost_leg() {
+    let (client, server) = request_eof_then_reply(tcp().await, tcp().await).await;
+    assert!(client.in_kernel() && server.in_kernel(), "the sockets kept the bytes");
 }
 
 #[tokio::test]
@@ -252,63 +295,6 @@ async fn the_pods_end_ends_the_client_side_too_as_in_v1() {
     target.await.unwrap();
     let (got, _keep_open) = client_app.await.unwrap();
     assert_eq!(got, b"HTTP/1.1 200 OK\r\n\r\nbye");
-}
-
-#[tokio::test]
-async fn with_the_bytes_kept_in_the_local_sockets_both_streams_arrive_whole_across_lost_legs() {
-    let up = random(24 << 20, 4);
-    let down = random(16 << 20, 5);
-    let (c_app, c_local) = tcp().await;
-    let (s_app, s_local) = tcp().await;
-    let client_app = app(c_app, up.clone(), true);
-    let target = app(s_app, down.clone(), false);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(6);
-    let (legs, client, server) = tokio::time::timeout(
-        LIMIT,
-        carry(c_local, s_local, |leg| (leg < 25).then(|| Duration::from_millis(rng.random_range(1..40)))),
-    )
-    .await
-    .expect("carried in time");
-    // A socket closed with bytes still queued would have reset the applications' reads.
-    let (at_target, at_client) = (target.await.unwrap(), client_app.await.unwrap());
-    assert!(at_target == up, "upstream differs: {} of {} bytes", at_target.len(), up.len());
-    assert!(at_client == down, "downstream differs: {} of {} bytes", at_client.len(), down.len());
-    assert!(legs > 5, "only {legs} legs: the test did not cut any");
-    assert_eq!((client.buffered(), server.buffered()), (0, 0), "all acknowledged");
-    assert!(client.in_kernel() && server.in_kernel(), "the sockets kept the bytes");
-}
-
-#[tokio::test]
-async fn with_the_bytes_kept_in_the_kernel_eof_and_the_reply_survive_a_lost_leg() {
-    let (c_app, c_local) = tcp().await;
-    let (s_app, s_local) = tcp().await;
-    let client_app = tokio::spawn(async move {
-        let (mut r, mut w) = c_app.into_split();
-        w.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
-        w.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        r.read_to_end(&mut got).await.unwrap();
-        got
-    });
-    let target = tokio::spawn(async move {
-        let (mut r, mut w) = s_app.into_split();
-        let mut req = Vec::new();
-        r.read_to_end(&mut req).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        w.write_all(b"HTTP/1.0 200 OK\r\n\r\nhello").await.unwrap();
-        w.shutdown().await.unwrap();
-        req
-    });
-    let (legs, client, server) = tokio::time::timeout(
-        LIMIT,
-        carry(c_local, s_local, |leg| (leg == 0).then_some(Duration::from_millis(150))),
-    )
-    .await
-    .unwrap();
-    assert_eq!(target.await.unwrap(), b"GET / HTTP/1.0\r\n\r\n");
-    assert_eq!(client_app.await.unwrap(), b"HTTP/1.0 200 OK\r\n\r\nhello");
-    assert_eq!(legs, 2);
-    assert!(client.complete() && server.complete());
 }
 
 #[tokio::test]
