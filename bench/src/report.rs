@@ -137,12 +137,13 @@ sender wait for acknowledgements; this bench showed v2 at 0.86–0.97× of v1 wh
 and an experiment that kept nothing matched v1. Now, where the local side is a TCP socket on \
 Linux — `proxy --port`'s connections and the agent's targets, every row of this table — the bytes \
 stay in the socket's receive queue instead (`wire::local`): v2 peeks (`SO_PEEK_OFF`), reuses one \
-read buffer as v1 does and drops what the peer acknowledges (`MSG_TRUNC`, no copy). Four runs of \
-this bench at this code (one full, three `--only ours`, reps 5) gave v2 ÷ v1 upload 0.93–1.02×, \
-download 0.99–1.03×, 8× upload 0.94–1.00×, 8× download 0.90–0.98×; what still differs from v1 is the \
-acknowledgements (about 700 a GiB each way), and run-to-run noise on this 2-core machine is ±5 %. Pipes \
-(`proxy --ssh`, the ssh rows), macOS, Windows and kernels before 6.9 keep the bytes in memory as \
-before.";
+read buffer as v1 does and drops what the peer acknowledges (`MSG_TRUNC`, no copy). Five runs of \
+this bench at this code (three full with reps 5, 5 and 8; two `--only ours`, reps 5) gave v2 ÷ v1 \
+upload 0.93–1.02× (mean 0.97), download 0.96–1.03× (1.00), 8× upload 0.94–1.00× (0.96), 8× \
+download 0.90–0.98× (0.95), against 0.86–0.97× before; what still differs from v1 is the \
+acknowledgements (about 700 a GiB each way), and run-to-run noise on this 2-core machine is ±5 %. \
+Pipes (`proxy --ssh`, the ssh rows), macOS, Windows, kernels before 6.9 and a `net.core.rmem_max` \
+below 4 MiB keep the bytes in memory as before.";
 /// The reference contender: what two bare relays reach; never counted as a peer.
 pub const REFERENCE: &str = "2 bare TCP relays";
 /// The reference ssh path: ssh's pipes relayed straight to the SSH port.
