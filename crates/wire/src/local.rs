@@ -11,7 +11,8 @@
 //! bytes in the queue, and drops them (`MSG_TRUNC`, no copy) as the peer acknowledges them; a
 //! new leg rewinds the offset to replay. The read buffer is reused like v1's, and the socket's
 //! receive buffer bounds what is kept, as it bounds what v1 has in flight. `SO_PEEK_OFF` on TCP
-//! needs Linux 6.9; elsewhere (and on older kernels) the stream keeps its bytes itself.
+//! needs Linux 6.9, and the buffer a `net.core.rmem_max` of a window; elsewhere (other systems,
+//! older kernels, a smaller limit, pipes) the stream keeps its bytes itself.
 
 use std::io;
 use std::pin::Pin;

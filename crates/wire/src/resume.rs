@@ -215,7 +215,7 @@ impl Stream {
     }
 
     /// In the kernel: `n` acknowledged bytes were dropped from the queue.
-    pub(crate) fn dropped(&mut self, n: usize) {
+    pub(crate) fn note_dropped(&mut self, n: usize) {
         self.dropped += n as u64;
     }
 

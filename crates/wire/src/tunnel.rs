@@ -673,7 +673,7 @@ where
         let n = s.to_drop();
         if n > 0 {
             queue.drop_front(n).map_err(SpliceError::Local)?;
-            s.dropped(n);
+            s.note_dropped(n);
         }
         if self.rewind {
             queue.rewind(s.peek_offset()).map_err(SpliceError::Local)?;
