@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sandbox_wire::frame;
+use sandbox_wire::local::Plain;
 use sandbox_wire::resume::Stream;
 use sandbox_wire::tunnel::{splice, splice_v2, Role, SpliceOptions, TunnelSocket};
 
@@ -30,7 +31,7 @@ fuzz_target!(|input: &[u8]| {
             // Protocol v2: text messages are `ack`/`eof` commands checked against the stream.
             let mut stream = Stream::new();
             let opts = SpliceOptions { ping_interval: None, ..Default::default() };
-            let result = splice_v2(socket, local_read, &mut delivered, &mut stream, opts).await;
+            let result = splice_v2(socket, Plain(local_read), &mut delivered, &mut stream, opts).await;
             assert!(delivered.len() <= input.len());
             assert_eq!(stream.delivered(), delivered.len() as u64, "every byte written out is counted");
             let _ = result;
