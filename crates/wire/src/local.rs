@@ -40,8 +40,9 @@ impl<L: LocalRead + ?Sized> LocalRead for &mut L {
 
 /// A receive queue read by peeking: bytes stay queued until dropped.
 pub trait KernelQueue {
-    /// Makes room in the queue for a whole window ([`crate::resume::REPLAY_LIMIT`]) of kept
-    /// bytes; `Err` if the kernel does not allow it (the stream then keeps its bytes itself).
+    /// Starts peeking at the front of the queue, with room in it for a whole window
+    /// ([`crate::resume::REPLAY_LIMIT`]) of kept bytes; before anything is read. `Err` if the
+    /// kernel does not allow it (the stream then keeps its bytes itself).
     fn start_keeping(&mut self) -> io::Result<()>;
     /// Copies queued bytes from the peek offset on into `buf`, moving the offset past them;
     /// `Ok(0)` at the end of the stream.
@@ -96,14 +97,14 @@ impl TcpHalf for OwnedReadHalf {
 }
 
 impl<R: TcpHalf> TcpSource<R> {
-    /// Wraps `half`, peeking if the kernel supports a peek offset on TCP. Call before anything
-    /// is read from it: the offset counts from the front of the queue.
+    /// Wraps `half`. Nothing changes on the socket until a v2 stream starts keeping its bytes
+    /// there ([`KernelQueue::start_keeping`]): a v1 tunnel costs no system call more.
     pub fn new(half: R) -> Self {
-        let peeking = peek_offset::supported() && peek_offset::set(half.as_ref(), 0).is_ok();
-        TcpSource { half, peeking, rewound: false }
+        TcpSource { half, peeking: peek_offset::supported(), rewound: false }
     }
 
-    /// Whether a v2 stream over this socket keeps its bytes in the kernel.
+    /// Whether a v2 stream over this socket may keep its bytes in the kernel (`rmem_max` allows a
+    /// window; the peek offset itself is tried by [`KernelQueue::start_keeping`]).
     pub fn peeking(&self) -> bool {
         self.peeking
     }
@@ -131,6 +132,8 @@ impl<R: TcpHalf> LocalRead for TcpSource<R> {
 
 impl<R: TcpHalf> KernelQueue for TcpSource<R> {
     fn start_keeping(&mut self) -> io::Result<()> {
+        // Also tells whether TCP has a peek offset here (Linux 6.9).
+        peek_offset::set(self.half.as_ref(), 0)?;
         // Autotuning grows a receive buffer as fast as the application reads; bytes that stay
         // queued until acknowledged hold it at its first size (128 KiB: measured 0.55× of v1's
         // throughput). A fixed buffer of a whole window does not wait for that.

@@ -3,8 +3,8 @@
 //! Every byte in flight is also kept for replay, so the window is memory that cycles through the
 //! caches, and on a fast path a large one only queues bytes in socket buffers: on loopback with
 //! 8 long-lived iperf3 streams a fixed 4 MiB window cost v2 5–7 % of v1's throughput, a fixed
-//! 512 KiB one made it 10 % faster than v1. On a long path the window caps throughput at window ÷ round trip
-//! (512 KiB over 50 ms is 10 MB/s). So the window follows the path, as BBR sizes its flight:
+//! 512 KiB one made it 10 % faster than v1. On a long path the window caps throughput at
+//! window ÷ round trip (512 KiB over 50 ms is 10 MB/s). So the window follows the path, as BBR sizes its flight:
 //! twice the bandwidth-delay product — the best delivery rate of the last round trips times the
 //! least round trip seen — between [`MIN_WINDOW`] and [`MAX_WINDOW`].
 //!

@@ -162,7 +162,8 @@ pub struct Stream {
     /// How much may be in flight.
     pace: Pace,
     /// The local socket keeps the unacknowledged bytes ([`crate::local`]): `replay` stays empty,
-    /// a new leg peeks them again, and the socket's receive buffer is the window.
+    /// a new leg peeks them again, and the socket's receive buffer is the window (`pace` and
+    /// `room` are not used).
     in_kernel: bool,
     /// In the kernel: how many acknowledged bytes have been dropped from the socket's queue.
     dropped: u64,
@@ -204,11 +205,6 @@ impl Stream {
         self.in_kernel
     }
 
-    /// In the kernel: bytes read on an earlier leg still to be peeked and sent again.
-    pub(crate) fn replay_pending_in_kernel(&self) -> bool {
-        self.in_kernel && self.cursor < self.sent
-    }
-
     /// In the kernel: acknowledged bytes still queued, to drop.
     pub(crate) fn to_drop(&self) -> usize {
         (self.acked - self.dropped) as usize
@@ -230,7 +226,6 @@ impl Stream {
         self.cursor += n as u64;
         let new = self.cursor.saturating_sub(self.sent);
         self.sent += new;
-        self.pace.sent(self.cursor, self.acked, Instant::now());
         new as usize
     }
 
@@ -259,7 +254,10 @@ impl Stream {
             return Err(ProtocolError("v2 acknowledgement outside the bytes sent"));
         }
         self.acknowledge(n);
-        self.pace.acked(n, Instant::now());
+        if !self.in_kernel {
+            // Bytes in the kernel need no window of ours (the socket's buffer is theirs).
+            self.pace.acked(n, Instant::now());
+        }
         Ok(())
     }
 
@@ -320,10 +318,6 @@ impl Stream {
     /// Room left in the window: how much may be read from the local side now. A full window
     /// tells the pace that the path, not the application, holds the sender back.
     pub(crate) fn room(&mut self) -> usize {
-        if self.in_kernel {
-            // What the receive buffer holds is kept at no cost of ours; peeking waits for more.
-            return usize::MAX;
-        }
         let room = self.pace.window().saturating_sub(self.kept);
         if room == 0 {
             self.pace.window_full();
@@ -381,7 +375,7 @@ impl Stream {
 
     /// Whether bytes read earlier still wait to be sent on this leg.
     pub(crate) fn replay_pending(&self) -> bool {
-        !self.in_kernel && self.cursor < self.sent
+        self.cursor < self.sent
     }
 
     /// Both directions are over: ours acknowledged to its end, the peer's written out to its

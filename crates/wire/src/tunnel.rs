@@ -397,18 +397,16 @@ where
 {
     fn new(
         socket: TunnelSocket<S>,
-        local_r: R,
+        mut local_r: R,
         local_w: W,
         opts: SpliceOptions<'a>,
-        v2: Option<&'a mut Stream>,
+        mut v2: Option<&'a mut Stream>,
     ) -> Self {
         let ping = opts.ping_interval.map(|period| {
             let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             (ticker, period)
         });
-        let mut local_r = local_r;
-        let mut v2 = v2;
         let mut rewind = false;
         if let Some(s) = v2.as_deref_mut() {
             // From the first leg on, or never: the stream's bytes are in one place.
@@ -418,7 +416,9 @@ where
             {
                 s.keep_in_kernel();
             }
-            rewind = s.in_kernel();
+            // A new leg replays from the peer's count; a stream that sent nothing yet peeks
+            // from the front, where `start_keeping` left the offset.
+            rewind = s.in_kernel() && s.sent() > 0;
         }
         let mut down = socket.read_ahead;
         down.reserve(SMALL_BUFFER);
@@ -686,20 +686,16 @@ where
     /// bytes) into the send buffer, which is reused from its front as v1's is.
     fn peek_local(&mut self, cx: &mut Context<'_>) -> Result<bool, SpliceError> {
         let s = self.v2.as_deref_mut().expect("peeking is v2's");
-        if s.local_eof && !s.replay_pending_in_kernel() {
+        if s.local_eof && !s.replay_pending() {
             return Ok(false);
         }
         let Some(queue) = self.local_r.kernel_queue() else { return Ok(false) };
-        let _ = self.up.try_reclaim(self.up_size);
-        self.up.reserve(self.up_size);
-        let limit = self.up_size;
-        let n = match poll_read_buf(Pin::new(&mut Peek(queue)), cx, &mut (&mut self.up).limit(limit)) {
-            Poll::Pending => return Ok(false),
-            Poll::Ready(Err(e)) => return Err(SpliceError::Local(e)),
-            Poll::Ready(Ok(n)) => n,
-        };
+        // Nothing else holds the buffer once its batch is sent: `reserve` starts it over from
+        // its front, as v1's.
+        let Poll::Ready(n) = fill(Peek(queue), &mut self.up, self.up_size, cx) else { return Ok(false) };
+        let n = n?;
         if n == 0 {
-            if s.replay_pending_in_kernel() {
+            if s.replay_pending() {
                 return Err(SpliceError::Local(io::ErrorKind::UnexpectedEof.into()));
             }
             self.end_our_stream();
@@ -756,12 +752,8 @@ where
         if self.local_eof || limit == 0 {
             return Ok(false);
         }
-        self.up.reserve(limit);
-        let n = match poll_read_buf(Pin::new(&mut self.local_r), cx, &mut (&mut self.up).limit(limit)) {
-            Poll::Pending => return Ok(false),
-            Poll::Ready(Err(e)) => return Err(SpliceError::Local(e)),
-            Poll::Ready(Ok(n)) => n,
-        };
+        let Poll::Ready(n) = fill(&mut self.local_r, &mut self.up, limit, cx) else { return Ok(false) };
+        let n = n?;
         if self.v2.is_some() && n == 0 {
             // v2 ends one direction only; the Close waits until both are over.
             self.end_our_stream();
@@ -787,9 +779,10 @@ where
     }
 
     /// Cuts `up` into messages of at most [`MAX_MESSAGE`], masking each in place, and freezes it
-    /// into `batch`. In v2 a `fresh` batch (new bytes, not a replay) is also kept for replay as
-    /// it is — masked, with its masks: no copy on the hot path; only a replay unmasks.
-    fn frame_batch(&mut self, fresh: bool) {
+    /// into `batch`. In v2 a batch to `keep` (new bytes the stream keeps itself: not a replay,
+    /// not bytes the kernel keeps) is kept for replay as it is — masked, with its masks: no copy
+    /// on the hot path; only a replay unmasks.
+    fn frame_batch(&mut self, keep: bool) {
         let mut heads = 0;
         let mut masks = [[0; 4]; BATCH];
         for (i, payload) in self.up.chunks_mut(MAX_MESSAGE).enumerate() {
@@ -805,7 +798,7 @@ where
         self.batch = self.up.split().freeze();
         (self.up_written, self.up_total) = (0, heads + self.batch.len());
         if let Some(s) = self.v2.as_deref_mut() {
-            if fresh {
+            if keep {
                 let frames = self.batch.len().div_ceil(MAX_MESSAGE);
                 let masks = if self.role == Role::Client { masks[..frames].to_vec() } else { Vec::new() };
                 s.push(self.batch.clone(), masks);
@@ -1227,7 +1220,18 @@ fn gather<'b>(parts: impl IntoIterator<Item = &'b [u8]>, mut skip: usize, iov: &
     n
 }
 
-/// A kernel queue read by peeking, as an `AsyncRead` (for [`poll_read_buf`]).
+/// Reads (or peeks) up to `limit` bytes from `r` onto the end of `up`.
+fn fill<R: AsyncRead + Unpin>(
+    mut r: R,
+    up: &mut BytesMut,
+    limit: usize,
+    cx: &mut Context<'_>,
+) -> Poll<Result<usize, SpliceError>> {
+    up.reserve(limit);
+    poll_read_buf(Pin::new(&mut r), cx, &mut up.limit(limit)).map_err(SpliceError::Local)
+}
+
+/// A kernel queue read by peeking, as an `AsyncRead` (for [`fill`]).
 struct Peek<'q>(&'q mut dyn KernelQueue);
 
 impl AsyncRead for Peek<'_> {
